@@ -1,0 +1,105 @@
+// The Temporal dev server (`temporal server start-dev` from the pinned CLI) as
+// a real server process on free loopback ports. We spawn it ourselves rather
+// than through @temporalio/testing, whose 5 s startup limit is too short on a
+// loaded 2-core machine.
+import { Connection } from '@temporalio/client';
+import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
+// Exported by the SDK precisely so tests can register search attributes.
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../../common/search-attributes.js';
+import { TOOL, freePort, requireTool, startProcess, waitUntil } from './tools.js';
+
+export interface TemporalServer {
+  /** host:port of the frontend gRPC service. */
+  address: string;
+  namespace: string;
+  /** Set when started with `ui: true`. */
+  uiUrl?: string;
+  stop(): Promise<void>;
+}
+
+export interface TemporalOptions {
+  /** SQLite file that keeps workflows across restarts; in-memory when absent. */
+  dbFile?: string;
+  ui?: boolean;
+  echo?: boolean;
+  namespace?: string;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+// What the SDK's own dev-server launcher sets, so updates work as in production.
+const DYNAMIC_CONFIG = [
+  'frontend.enableServerVersionCheck=false',
+  'frontend.enableUpdateWorkflowExecution=true',
+  'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+];
+
+export async function startTemporal(opts: TemporalOptions = {}): Promise<TemporalServer> {
+  const namespace = opts.namespace ?? 'default';
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const address = `127.0.0.1:${port}`;
+  const args = [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--ui-port', String(uiPort),
+    '--namespace', namespace,
+    '--log-level', 'warn',
+    '--ui-disable-news-fetch',
+    ...(opts.ui ? [] : ['--headless']),
+    ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
+    ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
+    ...DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
+  ];
+  const proc = startProcess('temporal', requireTool(TOOL.temporal), args, { echo: opts.echo });
+  try {
+    await waitUntil('temporal dev server', () => namespaceReachable(address, namespace), { timeoutMs: READY_TIMEOUT_MS, proc });
+    await registerSearchAttributes(address, namespace);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return {
+    address,
+    namespace,
+    uiUrl: opts.ui ? `http://127.0.0.1:${uiPort}` : undefined,
+    stop: () => proc.stop(),
+  };
+}
+
+async function namespaceReachable(address: string, namespace: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: '2s' });
+  try {
+    await connection.workflowService.getSystemInfo({});
+    await connection.workflowService.describeNamespace({ namespace });
+    return true;
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * `--search-attribute` only takes effect when the namespace is created, so a
+ * server reopening an existing db file gets any missing attributes here.
+ */
+function indexedValueType(type: SearchAttributeType) {
+  const encoded = encodeSearchAttributeIndexedValueType(type);
+  if (encoded === undefined) throw new Error(`no indexed value type for search attribute type ${type}`);
+  return encoded;
+}
+
+async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const existing = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = ALL_SEARCH_ATTRIBUTES.filter((key) => !(key.name in (existing.customAttributes ?? {})));
+    if (missing.length === 0) return;
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((key) => [key.name, indexedValueType(key.type)])),
+    });
+  } finally {
+    await connection.close();
+  }
+}
