@@ -1,0 +1,483 @@
+// The fault-injecting EC2 proxy against a real moto server: fault rules,
+// real-EC2 behaviours moto lacks, ClientToken idempotency, transitional
+// attachment states, attachment DeleteOnTermination, and the seeded world.
+import {
+  AttachNetworkInterfaceCommand,
+  CreateNetworkInterfaceCommand,
+  DeleteNetworkInterfaceCommand,
+  DescribeInstancesCommand,
+  DescribeNetworkInterfaceAttributeCommand,
+  DescribeNetworkInterfacesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  DetachNetworkInterfaceCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  TerminateInstancesCommand,
+  type EC2Client,
+  type NetworkInterface,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startMoto, type MotoServer } from '../sandbox/backends/moto.js';
+import { makeEc2Client, randomAccountId } from '../sandbox/ec2/client.js';
+import { FaultProxyClient } from '../sandbox/ec2/fault-client.js';
+import { startFaultProxy, type FaultProxy } from '../sandbox/ec2/fault-proxy.js';
+import { seedWorld, type World } from '../sandbox/ec2/seed.js';
+
+let moto: MotoServer;
+let proxy: FaultProxy;
+let faults: FaultProxyClient;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  proxy = await startFaultProxy({ target: moto.endpoint });
+  faults = new FaultProxyClient(proxy.endpoint);
+}, 90_000);
+
+afterAll(async () => {
+  await proxy?.stop();
+  await moto?.stop();
+});
+
+beforeEach(async () => {
+  await faults.clear();
+  await faults.setFidelity({ enabled: true, attachDelayMs: 0, detachDelayMs: 0 });
+});
+
+/** A client through the proxy, in a fresh moto account unless one is given. */
+function client(opts: { account?: string; maxAttempts?: number } = {}): { ec2: EC2Client; account: string } {
+  const account = opts.account ?? randomAccountId();
+  return { ec2: makeEc2Client({ endpoint: proxy.endpoint, account, maxAttempts: opts.maxAttempts }), account };
+}
+
+async function expectEc2Error(p: Promise<unknown>, code: string, message?: RegExp, httpStatus = 400): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } },
+  );
+  expect(err, `expected ${code}`).toBeDefined();
+  expect(err?.name).toBe(code);
+  expect(err?.$metadata?.httpStatusCode).toBe(httpStatus);
+  if (message) expect(err?.message).toMatch(message);
+}
+
+function subnet(world: World, name: string) {
+  const s = world.subnets.find((x) => x.name === name);
+  if (!s) throw new Error(`no subnet ${name}`);
+  return s;
+}
+
+async function createEni(ec2: EC2Client, subnetId: string, extra: { ClientToken?: string; Description?: string } = {}): Promise<string> {
+  const out = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: subnetId, ...extra }));
+  const id = out.NetworkInterface?.NetworkInterfaceId;
+  if (!id) throw new Error('no ENI id');
+  return id;
+}
+
+async function describeEni(ec2: EC2Client, eniId: string): Promise<NetworkInterface> {
+  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eniId] }));
+  const eni = out.NetworkInterfaces?.[0];
+  if (!eni) throw new Error(`ENI ${eniId} not described`);
+  return eni;
+}
+
+async function attach(ec2: EC2Client, eniId: string, instanceId: string, deviceIndex: number): Promise<string> {
+  const out = await ec2.send(new AttachNetworkInterfaceCommand({ NetworkInterfaceId: eniId, InstanceId: instanceId, DeviceIndex: deviceIndex }));
+  if (!out.AttachmentId) throw new Error('no attachment id');
+  return out.AttachmentId;
+}
+
+describe('fault rules', () => {
+  it('throttles `count` times and the SDK retry recovers', async () => {
+    const { ec2, account } = client({ maxAttempts: 3 });
+    await faults.addRules({ action: 'DescribeVpcs', code: 'RequestLimitExceeded', count: 2, account });
+    const out = await ec2.send(new DescribeVpcsCommand({}));
+    expect(out.$metadata.attempts).toBe(3);
+    expect(out.Vpcs?.length).toBeGreaterThan(0);
+    expect((await faults.counts(account)).DescribeVpcs).toBe(3);
+    expect((await faults.rules())[0]).toMatchObject({ action: 'DescribeVpcs', applied: 2, count: 2 });
+  }, 30_000);
+
+  it('answers throttling with HTTP 503 and the EC2 error body', async () => {
+    const { ec2, account } = client({ maxAttempts: 1 });
+    await faults.addRules({ action: 'DescribeVpcs', code: 'RequestLimitExceeded', account });
+    await expectEc2Error(ec2.send(new DescribeVpcsCommand({})), 'RequestLimitExceeded', /Request limit exceeded/, 503);
+    await expectEc2Error(ec2.send(new DescribeVpcsCommand({})), 'RequestLimitExceeded', undefined, 503);
+  });
+
+  it('applies a rule only to its account', async () => {
+    const a = client();
+    const b = client();
+    await faults.addRules({ action: 'DescribeVpcs', code: 'UnauthorizedOperation', message: 'You are not authorized.', account: a.account });
+    await expectEc2Error(a.ec2.send(new DescribeVpcsCommand({})), 'UnauthorizedOperation', /not authorized/);
+    const out = await b.ec2.send(new DescribeVpcsCommand({}));
+    expect(out.Vpcs?.length).toBeGreaterThan(0);
+    expect(await faults.counts(a.account)).toEqual({ DescribeVpcs: 1 });
+    expect(await faults.counts(b.account)).toEqual({ DescribeVpcs: 1 });
+  });
+
+  it('matches form parameters', async () => {
+    const { ec2, account } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const target = await createEni(ec2, subnet(world, 'multus-a').id);
+    const other = await createEni(ec2, subnet(world, 'multus-a').id);
+    await faults.addRules({ action: 'DeleteNetworkInterface', code: 'IncorrectState', account, match: { NetworkInterfaceId: target } });
+    await expectEc2Error(ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: target })), 'IncorrectState');
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: other }));
+    const left = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: [subnet(world, 'multus-a').id] }] }));
+    expect(left.NetworkInterfaces?.map((n) => n.NetworkInterfaceId)).toEqual([target]);
+  }, 30_000);
+
+  it('delays a response by latencyMs, then forwards it', async () => {
+    const { ec2, account } = client();
+    await faults.addRules({ action: 'DescribeVpcs', latencyMs: 600, count: 1, account });
+    const started = Date.now();
+    const out = await ec2.send(new DescribeVpcsCommand({}));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(590);
+    expect(out.Vpcs?.length).toBeGreaterThan(0);
+    expect((await faults.rules())[0]?.applied).toBe(1);
+  });
+
+  it('drops the connection; a retrying client recovers', async () => {
+    const once = client({ maxAttempts: 1 });
+    await faults.addRules({ action: 'DescribeVpcs', dropConnection: true, count: 1, account: once.account });
+    await expect(once.ec2.send(new DescribeVpcsCommand({}))).rejects.toThrow();
+
+    const retrying = client({ maxAttempts: 2 });
+    await faults.addRules({ action: 'DescribeVpcs', dropConnection: true, count: 1, account: retrying.account });
+    const out = await retrying.ec2.send(new DescribeVpcsCommand({}));
+    expect(out.$metadata.attempts).toBe(2);
+  }, 30_000);
+
+  it('rejects malformed rules and forwards non-EC2 paths unchanged', async () => {
+    await expect(faults.addRules({ action: 'DescribeVpcs' })).rejects.toThrow(/HTTP 400/);
+    const res = await fetch(`${proxy.endpoint}/moto-api/`);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('real-EC2 behaviours moto lacks', () => {
+  it('rejects attaching at an occupied device index (moto would replace it)', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const first = await createEni(ec2, subnet(world, 'multus-a').id);
+    const second = await createEni(ec2, subnet(world, 'storage-a').id);
+    await attach(ec2, first, node.id, 1);
+    await expectEc2Error(attach(ec2, second, node.id, 1), 'InvalidParameterValue',
+      new RegExp(`Instance '${node.id}' already has an interface attached at device index '1'\\.`));
+    await expectEc2Error(attach(ec2, second, node.id, 0), 'InvalidParameterValue', /device index '0'/);
+    expect((await describeEni(ec2, second)).Status).toBe('available');
+
+    // The check is the proxy's: with fidelity off, moto accepts the same call.
+    await faults.setFidelity({ enabled: false });
+    await attach(ec2, second, node.id, 1);
+  }, 30_000);
+
+  it('rejects attaching an ENI from another availability zone', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const eni = await createEni(ec2, subnet(world, 'multus-b').id);
+    await expectEc2Error(attach(ec2, eni, world.instances[0]!.id, 1), 'InvalidParameterValue', /same availability zone/);
+  }, 30_000);
+
+  it('rejects attaching an ENI that is already attached', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 2 });
+    const [n0, n1] = [world.instances[0]!, world.instances[1]!];
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    await attach(ec2, eni, n0.id, 1);
+    await expectEc2Error(attach(ec2, eni, n1.id, 1), 'InvalidNetworkInterface.InUse', new RegExp(eni));
+    expect((await describeEni(ec2, eni)).Attachment?.InstanceId).toBe(n0.id);
+  }, 30_000);
+
+  it('serialises concurrent attaches so only one wins a device index', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const enis = await Promise.all([1, 2, 3].map(() => createEni(ec2, subnet(world, 'multus-a').id)));
+    const results = await Promise.allSettled(enis.map((e) => attach(ec2, e, node.id, 2)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  }, 30_000);
+
+  it('refuses to delete an in-use ENI, deletes it once detached', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    const attachmentId = await attach(ec2, eni, world.instances[0]!.id, 1);
+    await expectEc2Error(ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni })), 'InvalidNetworkInterface.InUse',
+      new RegExp(`The network interface '${eni}' is currently in use\\.`));
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni }));
+    await expectEc2Error(describeEni(ec2, eni), 'InvalidNetworkInterfaceID.NotFound');
+  }, 30_000);
+
+  it('refuses to detach the device-index-0 interface even when others are attached', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    await attach(ec2, await createEni(ec2, subnet(world, 'multus-a').id), node.id, 1);
+    const primary = await describeEni(ec2, node.primaryEniId);
+    await expectEc2Error(ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: primary.Attachment!.AttachmentId! })),
+      'OperationNotPermitted', /device index 0/);
+    expect((await describeEni(ec2, node.primaryEniId)).Attachment?.DeviceIndex).toBe(0);
+  }, 30_000);
+});
+
+describe('CreateNetworkInterface ClientToken idempotency', () => {
+  it('returns the original ENI for a repeated token, per account', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const subnetId = subnet(world, 'multus-a').id;
+    const first = await createEni(ec2, subnetId, { ClientToken: 'nodeeni-a-node0-multus', Description: 'x' });
+    const concurrent = await Promise.all([1, 2].map(() => createEni(ec2, subnetId, { ClientToken: 'nodeeni-a-node0-multus', Description: 'x' })));
+    expect(concurrent).toEqual([first, first]);
+    const inSubnet = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: [subnetId] }] }));
+    expect(inSubnet.NetworkInterfaces?.map((n) => n.NetworkInterfaceId)).toEqual([first]);
+
+    await expectEc2Error(createEni(ec2, subnetId, { ClientToken: 'nodeeni-a-node0-multus', Description: 'changed' }), 'IdempotentParameterMismatch');
+
+    // A token is scoped to its account: another account creates its own ENI.
+    const other = client();
+    const otherWorld = await seedWorld(other.ec2, { instances: 0 });
+    const otherEni = await createEni(other.ec2, subnet(otherWorld, 'multus-a').id, { ClientToken: 'nodeeni-a-node0-multus', Description: 'x' });
+    expect(otherEni).not.toBe(first);
+  }, 30_000);
+
+  it('SDK-generated tokens keep distinct creates distinct', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const a = await createEni(ec2, subnet(world, 'multus-a').id);
+    const b = await createEni(ec2, subnet(world, 'multus-a').id);
+    expect(a).not.toBe(b);
+  }, 30_000);
+});
+
+describe('transitional attachment states', () => {
+  it('reports detaching (ENI still in use) for detachDelayMs, then available', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    const attachmentId = await attach(ec2, eni, node.id, 1);
+    await faults.setFidelity({ detachDelayMs: 1500 });
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
+
+    const during = await describeEni(ec2, eni);
+    expect(during.Status).toBe('in-use');
+    expect(during.Attachment).toMatchObject({ AttachmentId: attachmentId, Status: 'detaching' });
+    await expectEc2Error(ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni })), 'InvalidNetworkInterface.InUse');
+    await expectEc2Error(ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId })), 'IncorrectState', /detaching/);
+    const slotTaken = await createEni(ec2, subnet(world, 'storage-a').id);
+    await expectEc2Error(attach(ec2, slotTaken, node.id, 1), 'InvalidParameterValue', /device index '1'/);
+
+    const deadline = Date.now() + 10_000;
+    let after = await describeEni(ec2, eni);
+    while (after.Status !== 'available' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await describeEni(ec2, eni);
+    }
+    expect(after.Status).toBe('available');
+    expect(after.Attachment).toBeUndefined();
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni }));
+    await attach(ec2, slotTaken, node.id, 1);
+  }, 30_000);
+
+  it('reports attaching for attachDelayMs, then attached', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    await faults.setFidelity({ attachDelayMs: 1000 });
+    const attachmentId = await attach(ec2, eni, world.instances[0]!.id, 1);
+    const during = await describeEni(ec2, eni);
+    expect(during.Status).toBe('in-use');
+    expect(during.Attachment).toMatchObject({ AttachmentId: attachmentId, Status: 'attaching' });
+    await expectEc2Error(ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId })), 'IncorrectState', /attaching/);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await describeEni(ec2, eni)).Attachment?.Status).toBe('attached');
+  }, 30_000);
+});
+
+function setDeleteOnTermination(ec2: EC2Client, eniId: string, attachmentId: string, value: boolean) {
+  return ec2.send(new ModifyNetworkInterfaceAttributeCommand({
+    NetworkInterfaceId: eniId,
+    Attachment: { AttachmentId: attachmentId, DeleteOnTermination: value },
+  }));
+}
+
+/** DeleteOnTermination per attachment id, as DescribeInstances reports the instance's interfaces. */
+async function instanceDeleteOnTermination(ec2: EC2Client, instanceId: string): Promise<Record<string, boolean | undefined>> {
+  const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  const nics = out.Reservations?.[0]?.Instances?.[0]?.NetworkInterfaces ?? [];
+  return Object.fromEntries(nics.map((n) => [n.Attachment?.AttachmentId ?? '', n.Attachment?.DeleteOnTermination]));
+}
+
+describe('attachment DeleteOnTermination', () => {
+  it('records the value per attachment and reports it in every describe', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const [marked, other] = await Promise.all([createEni(ec2, subnet(world, 'multus-a').id), createEni(ec2, subnet(world, 'storage-a').id)]);
+    const markedAttachment = await attach(ec2, marked, node.id, 1);
+    const otherAttachment = await attach(ec2, other, node.id, 2);
+    const primaryAttachment = (await describeEni(ec2, node.primaryEniId)).Attachment!.AttachmentId!;
+
+    await setDeleteOnTermination(ec2, marked, markedAttachment, true);
+    expect((await describeEni(ec2, marked)).Attachment).toMatchObject({ AttachmentId: markedAttachment, DeleteOnTermination: true, Status: 'attached' });
+    expect((await describeEni(ec2, other)).Attachment?.DeleteOnTermination).toBe(false);
+    expect(await instanceDeleteOnTermination(ec2, node.id)).toEqual({
+      [primaryAttachment]: false, [markedAttachment]: true, [otherAttachment]: false,
+    });
+    const attribute = await ec2.send(new DescribeNetworkInterfaceAttributeCommand({ NetworkInterfaceId: marked, Attribute: 'attachment' }));
+    expect(attribute.Attachment).toMatchObject({ AttachmentId: markedAttachment, DeleteOnTermination: true });
+
+    await setDeleteOnTermination(ec2, marked, markedAttachment, false);
+    expect((await describeEni(ec2, marked)).Attachment?.DeleteOnTermination).toBe(false);
+    await setDeleteOnTermination(ec2, other, otherAttachment, true);
+    expect(await instanceDeleteOnTermination(ec2, node.id)).toEqual({
+      [primaryAttachment]: false, [markedAttachment]: false, [otherAttachment]: true,
+    });
+
+    // The value is the proxy's: plain moto keeps reporting false.
+    await faults.setFidelity({ enabled: false });
+    expect((await describeEni(ec2, other)).Attachment?.DeleteOnTermination).toBe(false);
+  }, 30_000);
+
+  it('keeps records apart per account', async () => {
+    const a = client();
+    const b = client();
+    const [worldA, worldB] = await Promise.all([seedWorld(a.ec2, { instances: 1 }), seedWorld(b.ec2, { instances: 1 })]);
+    const eniA = await createEni(a.ec2, subnet(worldA, 'multus-a').id);
+    const eniB = await createEni(b.ec2, subnet(worldB, 'multus-a').id);
+    const attachmentA = await attach(a.ec2, eniA, worldA.instances[0]!.id, 1);
+    await attach(b.ec2, eniB, worldB.instances[0]!.id, 1);
+    await setDeleteOnTermination(a.ec2, eniA, attachmentA, true);
+    expect((await describeEni(a.ec2, eniA)).Attachment?.DeleteOnTermination).toBe(true);
+    expect((await describeEni(b.ec2, eniB)).Attachment?.DeleteOnTermination).toBe(false);
+    // Another account cannot address the attachment at all.
+    await expectEc2Error(setDeleteOnTermination(b.ec2, eniB, attachmentA, true), 'InvalidAttachmentID.NotFound');
+  }, 30_000);
+
+  it('rejects an attachment id that is not the interface\'s attachment', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    await expectEc2Error(setDeleteOnTermination(ec2, eni, 'eni-attach-0123456789abcdef0', true), 'InvalidAttachmentID.NotFound',
+      /'eni-attach-0123456789abcdef0' does not exist/);
+    const attachmentId = await attach(ec2, eni, node.id, 1);
+    const primaryAttachment = (await describeEni(ec2, node.primaryEniId)).Attachment!.AttachmentId!;
+    await expectEc2Error(setDeleteOnTermination(ec2, eni, primaryAttachment, true), 'InvalidAttachmentID.NotFound');
+    await expectEc2Error(setDeleteOnTermination(ec2, eni, 'eni-attach-0123456789abcdef0', true), 'InvalidAttachmentID.NotFound');
+    await expectEc2Error(setDeleteOnTermination(ec2, 'eni-0123456789abcdef0', attachmentId, true), 'InvalidNetworkInterfaceID.NotFound');
+    expect((await describeEni(ec2, eni)).Attachment?.DeleteOnTermination).toBe(false);
+    expect((await describeEni(ec2, node.primaryEniId)).Attachment?.DeleteOnTermination).toBe(false);
+  }, 30_000);
+
+  it('forgets the value when the attachment is detached, also after a delayed detach', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 1 });
+    const node = world.instances[0]!;
+    const eni = await createEni(ec2, subnet(world, 'multus-a').id);
+    const first = await attach(ec2, eni, node.id, 1);
+    await setDeleteOnTermination(ec2, eni, first, true);
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: first }));
+    expect((await describeEni(ec2, eni)).Attachment).toBeUndefined();
+    await expectEc2Error(setDeleteOnTermination(ec2, eni, first, false), 'InvalidAttachmentID.NotFound');
+
+    const second = await attach(ec2, eni, node.id, 1);
+    expect(second).not.toBe(first);
+    expect((await describeEni(ec2, eni)).Attachment).toMatchObject({ AttachmentId: second, DeleteOnTermination: false });
+
+    // While a delayed detach is in progress the attachment keeps its value.
+    await setDeleteOnTermination(ec2, eni, second, true);
+    await faults.setFidelity({ detachDelayMs: 800 });
+    await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: second }));
+    expect((await describeEni(ec2, eni)).Attachment).toMatchObject({ AttachmentId: second, Status: 'detaching', DeleteOnTermination: true });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await describeEni(ec2, eni)).Attachment).toBeUndefined();
+    await expectEc2Error(setDeleteOnTermination(ec2, eni, second, true), 'InvalidAttachmentID.NotFound');
+    // Terminating the instance must not delete the detached ENI.
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [node.id] }));
+    expect((await describeEni(ec2, eni)).Status).toBe('available');
+  }, 30_000);
+
+  it('on TerminateInstances deletes DeleteOnTermination ENIs and detaches the others', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 2 });
+    const [doomed, survivor] = [world.instances[0]!, world.instances[1]!];
+    const multus = subnet(world, 'multus-a').id;
+    const [deleted, keptExplicitly, keptByDefault, elsewhere] = await Promise.all([1, 2, 3, 4].map(() => createEni(ec2, multus)));
+    const deletedAttachment = await attach(ec2, deleted, doomed.id, 1);
+    const keptAttachment = await attach(ec2, keptExplicitly, doomed.id, 2);
+    await attach(ec2, keptByDefault, doomed.id, 3);
+    const elsewhereAttachment = await attach(ec2, elsewhere, survivor.id, 1);
+    await setDeleteOnTermination(ec2, deleted, deletedAttachment, true);
+    await setDeleteOnTermination(ec2, keptExplicitly, keptAttachment, true);
+    await setDeleteOnTermination(ec2, keptExplicitly, keptAttachment, false);
+    await setDeleteOnTermination(ec2, elsewhere, elsewhereAttachment, true);
+
+    const out = await ec2.send(new TerminateInstancesCommand({ InstanceIds: [doomed.id] }));
+    expect(out.TerminatingInstances?.map((i) => i.InstanceId)).toEqual([doomed.id]);
+
+    await expectEc2Error(describeEni(ec2, deleted), 'InvalidNetworkInterfaceID.NotFound');
+    for (const eni of [keptExplicitly, keptByDefault]) {
+      const after = await describeEni(ec2, eni);
+      expect(after.Status).toBe('available');
+      expect(after.Attachment).toBeUndefined();
+    }
+    expect((await describeEni(ec2, elsewhere)).Attachment).toMatchObject({ InstanceId: survivor.id, DeleteOnTermination: true, Status: 'attached' });
+    // The interface at device index 0 stays as moto leaves it.
+    expect((await describeEni(ec2, doomed.primaryEniId)).Attachment?.InstanceId).toBe(doomed.id);
+    // A detached ENI is free for another instance.
+    await attach(ec2, keptByDefault, survivor.id, 2);
+
+    // With fidelity off, moto's plain termination leaves attached ENIs alone.
+    await faults.setFidelity({ enabled: false });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [survivor.id] }));
+    expect((await describeEni(ec2, elsewhere)).Status).toBe('in-use');
+  }, 30_000);
+});
+
+describe('seedWorld', () => {
+  it('builds VPCs, named subnets, security groups and instances across two AZs', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { prefix: 't-' });
+    expect(world.region).toBe('us-east-1');
+    expect(world.subnets.map((s) => [s.name, s.az])).toEqual([
+      ['t-nodes-a', 'us-east-1a'], ['t-nodes-b', 'us-east-1b'],
+      ['t-multus-a', 'us-east-1a'], ['t-multus-b', 'us-east-1b'],
+      ['t-storage-a', 'us-east-1a'], ['t-storage-b', 'us-east-1b'],
+    ]);
+
+    const byName = (name: string, vpcId?: string) => ec2.send(new DescribeSubnetsCommand({
+      Filters: [{ Name: 'tag:Name', Values: [name] }, ...(vpcId ? [{ Name: 'vpc-id', Values: [vpcId] }] : [])],
+    }));
+    for (const s of world.subnets) {
+      const found = await byName(s.name, world.vpcId);
+      expect(found.Subnets?.map((x) => [x.SubnetId, x.CidrBlock, x.AvailabilityZone])).toEqual([[s.id, s.cidr, s.az]]);
+    }
+    const everywhere = await byName('t-multus-a');
+    expect(everywhere.Subnets?.map((x) => x.VpcId).sort()).toEqual([world.vpcId, world.otherVpcId].sort());
+    expect(world.otherVpcSubnet).toMatchObject({ name: 't-multus-a', az: 'us-east-1a' });
+
+    const groups = await ec2.send(new DescribeSecurityGroupsCommand({
+      Filters: [{ Name: 'group-name', Values: ['t-multus-sg', 't-storage-sg'] }, { Name: 'vpc-id', Values: [world.vpcId] }],
+    }));
+    expect(groups.SecurityGroups?.map((g) => [g.GroupName, g.GroupId, g.Tags?.find((t) => t.Key === 'Name')?.Value]).sort())
+      .toEqual(world.securityGroups.map((g) => [g.name, g.id, g.name]).sort());
+
+    expect(world.instances.map((i) => i.az)).toEqual(['us-east-1a', 'us-east-1a', 'us-east-1b']);
+    for (const inst of world.instances) {
+      const primary = await describeEni(ec2, inst.primaryEniId);
+      expect(primary).toMatchObject({
+        SubnetId: inst.subnetId,
+        AvailabilityZone: inst.az,
+        MacAddress: inst.primaryMac,
+        PrivateIpAddress: inst.privateIp,
+        Attachment: { InstanceId: inst.id, DeviceIndex: 0 },
+      });
+    }
+    expect(new Set(world.instances.map((i) => i.id)).size).toBe(3);
+  }, 30_000);
+});
