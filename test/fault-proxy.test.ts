@@ -407,7 +407,9 @@ describe('attachment DeleteOnTermination', () => {
     const world = await seedWorld(ec2, { instances: 2 });
     const [doomed, survivor] = [world.instances[0]!, world.instances[1]!];
     const multus = subnet(world, 'multus-a').id;
-    const [deleted, keptExplicitly, keptByDefault, elsewhere] = await Promise.all([1, 2, 3, 4].map(() => createEni(ec2, multus)));
+    const [deleted, keptExplicitly, keptByDefault, elsewhere] = await Promise.all([
+      createEni(ec2, multus), createEni(ec2, multus), createEni(ec2, multus), createEni(ec2, multus),
+    ]);
     const deletedAttachment = await attach(ec2, deleted, doomed.id, 1);
     const keptAttachment = await attach(ec2, keptExplicitly, doomed.id, 2);
     await attach(ec2, keptByDefault, doomed.id, 3);
