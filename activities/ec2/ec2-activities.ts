@@ -1,0 +1,427 @@
+// EC2 activities, built by a factory that takes its client
+// (samples-typescript activities-dependency-injection). Every activity is
+// idempotent: it describes first, adopts what already exists, and treats
+// "already gone" as done.
+import { createHash } from 'node:crypto';
+import {
+  AttachNetworkInterfaceCommand,
+  CreateNetworkInterfaceCommand,
+  CreateTagsCommand,
+  DeleteNetworkInterfaceCommand,
+  DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
+  DescribeNetworkInterfacesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DetachNetworkInterfaceCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  type EC2Client,
+  type Filter,
+  type NetworkInterface,
+  type _InstanceType,
+} from '@aws-sdk/client-ec2';
+import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { MANAGED_BY_VALUE, TAG } from '../../common/names.js';
+import type { NodeENISpec } from '../../common/types.js';
+import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
+
+export interface InstanceInfo {
+  instanceId: string;
+  az: string;
+  vpcId: string;
+  state: string;
+  instanceType?: string;
+}
+
+export interface ResolvedSubnet {
+  id: string;
+  name?: string;
+  az: string;
+  cidr?: string;
+}
+
+export interface SpecProblem {
+  reason: string;
+  message: string;
+}
+
+export interface ResolvedSpec {
+  vpcId: string;
+  subnets: ResolvedSubnet[];
+  securityGroupIds: string[];
+  problems: SpecProblem[];
+}
+
+export interface ManagedEni {
+  eniId: string;
+  status: string;
+  subnetId: string;
+  macAddress: string;
+  attachmentKey?: string;
+  nodeName?: string;
+  instanceId?: string;
+  leaked: boolean;
+  attachment?: { attachmentId: string; instanceId: string; deviceIndex: number; status: string; deleteOnTermination: boolean };
+}
+
+export interface EnsureEniInput {
+  attachmentKey: string;
+  clusterName: string;
+  nodeEniName: string;
+  nodeEniUid: string;
+  nodeName: string;
+  instanceId: string;
+  subnetId: string;
+  securityGroupIds: string[];
+  description?: string;
+}
+
+export interface AttachEniInput {
+  eniId: string;
+  instanceId: string;
+  preferredDeviceIndex: number;
+}
+
+export interface Ec2Deps {
+  ec2: EC2Client;
+  /** Poll interval for the waiting activities. */
+  pollMs?: number;
+}
+
+function tagValue(ni: NetworkInterface, key: string): string | undefined {
+  return ni.TagSet?.find((t) => t.Key === key)?.Value;
+}
+
+function toManagedEni(ni: NetworkInterface): ManagedEni {
+  const a = ni.Attachment;
+  return {
+    eniId: ni.NetworkInterfaceId!,
+    status: ni.Status ?? 'unknown',
+    subnetId: ni.SubnetId ?? '',
+    macAddress: ni.MacAddress ?? '',
+    attachmentKey: tagValue(ni, TAG.attachmentKey),
+    nodeName: tagValue(ni, TAG.node),
+    instanceId: tagValue(ni, TAG.instanceId),
+    leaked: tagValue(ni, TAG.leaked) !== undefined,
+    attachment:
+      a?.AttachmentId && a.Status !== 'detached'
+        ? {
+            attachmentId: a.AttachmentId,
+            instanceId: a.InstanceId ?? '',
+            deviceIndex: a.DeviceIndex ?? -1,
+            status: a.Status ?? 'unknown',
+            deleteOnTermination: a.DeleteOnTermination ?? false,
+          }
+        : undefined,
+  };
+}
+
+/** EC2 ClientTokens are at most 64 ASCII characters: hash the attachment key. */
+export function clientTokenFor(attachmentKey: string): string {
+  return `nodeeni-${createHash('sha256').update(attachmentKey).digest('hex').slice(0, 48)}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
+  async function describeEnis(filters: Filter[]): Promise<NetworkInterface[]> {
+    const out: NetworkInterface[] = [];
+    let token: string | undefined;
+    do {
+      const page = await ec2Call('DescribeNetworkInterfaces', () =>
+        ec2.send(new DescribeNetworkInterfacesCommand({ Filters: filters, NextToken: token })),
+      );
+      out.push(...(page.NetworkInterfaces ?? []));
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  /** Describes one ENI; undefined when it no longer exists. */
+  async function describeEni(eniId: string): Promise<NetworkInterface | undefined> {
+    try {
+      const res = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eniId] }));
+      return res.NetworkInterfaces?.[0];
+    } catch (err) {
+      if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return undefined;
+      throw toEc2Failure(err, `DescribeNetworkInterfaces ${eniId}`);
+    }
+  }
+
+  async function maxInterfaces(instanceType: string | undefined): Promise<number | undefined> {
+    if (!instanceType) return undefined;
+    const res = await ec2Call('DescribeInstanceTypes', () =>
+      ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [instanceType as _InstanceType] })),
+    );
+    return res.InstanceTypes?.[0]?.NetworkInfo?.MaximumNetworkInterfaces;
+  }
+
+  async function describeInstance(instanceId: string) {
+    const res = await ec2Call('DescribeInstances', () =>
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] })),
+    );
+    return res.Reservations?.flatMap((r) => r.Instances ?? [])[0];
+  }
+
+  return {
+    /** The instances behind the selected nodes; instances that no longer exist are left out. */
+    async describeInstances(input: { instanceIds: string[] }): Promise<InstanceInfo[]> {
+      if (input.instanceIds.length === 0) return [];
+      const res = await ec2Call('DescribeInstances', () =>
+        ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: input.instanceIds }] })),
+      );
+      return (res.Reservations ?? [])
+        .flatMap((r) => r.Instances ?? [])
+        .filter((i) => i.InstanceId && i.State?.Name !== 'terminated')
+        .map((i) => ({
+          instanceId: i.InstanceId!,
+          az: i.Placement?.AvailabilityZone ?? '',
+          vpcId: i.VpcId ?? '',
+          state: i.State?.Name ?? 'unknown',
+          instanceType: i.InstanceType,
+        }));
+    },
+
+    /**
+     * Resolves the spec's subnet and security-group references within one VPC.
+     * Names are looked up by tag (security groups also by group name) inside
+     * that VPC only; anything unresolvable becomes a problem, not an exception.
+     */
+    async resolveSpec(input: { spec: NodeENISpec; vpcId: string }): Promise<ResolvedSpec> {
+      const { spec, vpcId } = input;
+      const problems: SpecProblem[] = [];
+      const subnets: ResolvedSubnet[] = [];
+      const seen = new Set<string>();
+      const add = (s: ResolvedSubnet) => {
+        if (!seen.has(s.id)) { seen.add(s.id); subnets.push(s); }
+      };
+      const vpcFilter: Filter = { Name: 'vpc-id', Values: [vpcId] };
+
+      const ids = [spec.subnetID, ...(spec.subnetIDs ?? [])].filter((x): x is string => !!x);
+      if (ids.length > 0) {
+        const res = await ec2Call('DescribeSubnets', () =>
+          ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: ids }] })),
+        );
+        const found = new Map((res.Subnets ?? []).map((s) => [s.SubnetId!, s]));
+        for (const id of ids) {
+          const s = found.get(id);
+          if (!s) problems.push({ reason: 'SubnetNotFound', message: `subnet ${id} does not exist` });
+          else if (s.VpcId !== vpcId) problems.push({ reason: 'SubnetInOtherVPC', message: `subnet ${id} is in ${s.VpcId}, not in the nodes' VPC ${vpcId}` });
+          else add({ id, name: s.Tags?.find((t) => t.Key === 'Name')?.Value, az: s.AvailabilityZone ?? '', cidr: s.CidrBlock });
+        }
+      }
+      const names = [spec.subnetName, ...(spec.subnetNames ?? [])].filter((x): x is string => !!x);
+      for (const name of names) {
+        const res = await ec2Call('DescribeSubnets', () =>
+          ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [name] }] })),
+        );
+        const found = res.Subnets ?? [];
+        if (found.length === 0) problems.push({ reason: 'SubnetNotFound', message: `no subnet named "${name}" in ${vpcId}` });
+        else if (found.length > 1) problems.push({ reason: 'SubnetNameAmbiguous', message: `${found.length} subnets named "${name}" in ${vpcId}` });
+        else add({ id: found[0]!.SubnetId!, name, az: found[0]!.AvailabilityZone ?? '', cidr: found[0]!.CidrBlock });
+      }
+
+      const groups = new Set<string>();
+      const sgIds = spec.securityGroupIDs ?? [];
+      if (sgIds.length > 0) {
+        const res = await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-id', Values: sgIds }] })),
+        );
+        const found = new Set((res.SecurityGroups ?? []).map((g) => g.GroupId!));
+        for (const id of sgIds) {
+          if (found.has(id)) groups.add(id);
+          else problems.push({ reason: 'SecurityGroupNotFound', message: `security group ${id} does not exist in ${vpcId}` });
+        }
+      }
+      for (const name of spec.securityGroupNames ?? []) {
+        let res = await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: [name] }] })),
+        );
+        if ((res.SecurityGroups ?? []).length === 0) {
+          res = await ec2Call('DescribeSecurityGroups', () =>
+            ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [name] }] })),
+          );
+        }
+        const found = res.SecurityGroups ?? [];
+        if (found.length === 0) problems.push({ reason: 'SecurityGroupNotFound', message: `no security group named "${name}" in ${vpcId}` });
+        else if (found.length > 1) problems.push({ reason: 'SecurityGroupNameAmbiguous', message: `${found.length} security groups named "${name}" in ${vpcId}` });
+        else groups.add(found[0]!.GroupId!);
+      }
+      return { vpcId, subnets, securityGroupIds: [...groups].sort(), problems };
+    },
+
+    /** Every ENI this NodeENI owns, found by tag: the observed side of reconcile. */
+    async listManagedEnis(input: { nodeEniUid: string }): Promise<ManagedEni[]> {
+      const enis = await describeEnis([{ Name: `tag:${TAG.nodeEniUid}`, Values: [input.nodeEniUid] }]);
+      return enis.map(toManagedEni).sort((a, b) => a.eniId.localeCompare(b.eniId));
+    },
+
+    /**
+     * Creates the ENI for one attachment key, or adopts the one a crashed
+     * earlier attempt created (found by tag; ClientToken covers a lost response).
+     */
+    async ensureEni(input: EnsureEniInput): Promise<{ eniId: string; macAddress: string; created: boolean }> {
+      const existing = await describeEnis([{ Name: `tag:${TAG.attachmentKey}`, Values: [input.attachmentKey] }]);
+      const adopted = existing.filter((e) => tagValue(e, TAG.leaked) === undefined).sort((a, b) => a.NetworkInterfaceId!.localeCompare(b.NetworkInterfaceId!))[0];
+      if (adopted) {
+        const current = (adopted.Groups ?? []).map((g) => g.GroupId!).sort();
+        if (current.join(',') !== [...input.securityGroupIds].sort().join(',')) {
+          await ec2Call('ModifyNetworkInterfaceAttribute Groups', () =>
+            ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: adopted.NetworkInterfaceId, Groups: input.securityGroupIds })),
+          );
+        }
+        return { eniId: adopted.NetworkInterfaceId!, macAddress: adopted.MacAddress ?? '', created: false };
+      }
+      const tags = [
+        { Key: 'Name', Value: `nodeeni-${input.nodeEniName}-${input.nodeName}`.slice(0, 255) },
+        { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
+        { Key: TAG.cluster, Value: input.clusterName },
+        { Key: TAG.nodeEniName, Value: input.nodeEniName },
+        { Key: TAG.nodeEniUid, Value: input.nodeEniUid },
+        { Key: TAG.node, Value: input.nodeName },
+        { Key: TAG.instanceId, Value: input.instanceId },
+        { Key: TAG.subnetId, Value: input.subnetId },
+        { Key: TAG.attachmentKey, Value: input.attachmentKey },
+        { Key: TAG.createdAt, Value: new Date().toISOString() },
+        { Key: TAG.vpcCniNoManage, Value: 'true' },
+      ];
+      const res = await ec2Call('CreateNetworkInterface', () =>
+        ec2.send(
+          new CreateNetworkInterfaceCommand({
+            SubnetId: input.subnetId,
+            Groups: input.securityGroupIds,
+            Description: input.description ?? `ENI for node ${input.nodeName} from NodeENI ${input.nodeEniName}`,
+            ClientToken: clientTokenFor(input.attachmentKey),
+            TagSpecifications: [{ ResourceType: 'network-interface', Tags: tags }],
+          }),
+        ),
+      );
+      const ni = res.NetworkInterface!;
+      return { eniId: ni.NetworkInterfaceId!, macAddress: ni.MacAddress ?? '', created: true };
+    },
+
+    /**
+     * Attaches the ENI at the preferred device index, or the next free one on
+     * network card 0. Indices in every non-detached state count as used. A
+     * lost race surfaces as DeviceIndexInUse, which Temporal retries.
+     */
+    async attachEni(input: AttachEniInput): Promise<{ attachmentId: string; deviceIndex: number; attachedNow: boolean }> {
+      const eni = await describeEni(input.eniId);
+      if (!eni) throw ApplicationFailure.nonRetryable(`ENI ${input.eniId} disappeared before attach`, 'InvalidNetworkInterfaceID.NotFound');
+      const current = eni.Attachment;
+      if (current?.AttachmentId && current.Status !== 'detached') {
+        if (current.InstanceId === input.instanceId) {
+          return { attachmentId: current.AttachmentId, deviceIndex: current.DeviceIndex ?? -1, attachedNow: false };
+        }
+        if (current.Status === 'detaching') {
+          throw ApplicationFailure.retryable(`ENI ${input.eniId} is still detaching from ${current.InstanceId}`, 'IncorrectState');
+        }
+        throw ApplicationFailure.nonRetryable(`ENI ${input.eniId} is attached to another instance ${current.InstanceId}`, 'AttachedElsewhere');
+      }
+      const onInstance = await describeEnis([{ Name: 'attachment.instance-id', Values: [input.instanceId] }]);
+      const used = new Set(
+        onInstance
+          .filter((n) => n.Attachment && n.Attachment.Status !== 'detached' && (n.Attachment.NetworkCardIndex ?? 0) === 0)
+          .map((n) => n.Attachment!.DeviceIndex!),
+      );
+      const instance = await describeInstance(input.instanceId);
+      if (!instance || instance.State?.Name === 'terminated' || instance.State?.Name === 'shutting-down') {
+        throw ApplicationFailure.nonRetryable(`instance ${input.instanceId} is gone`, 'InvalidInstanceID.NotFound');
+      }
+      const limit = await maxInterfaces(instance.InstanceType);
+      if (limit !== undefined && used.size >= limit) {
+        throw ApplicationFailure.nonRetryable(
+          `instance ${input.instanceId} (${instance.InstanceType}) already has ${used.size} of ${limit} network interfaces`,
+          'AttachmentLimitExceeded',
+        );
+      }
+      let index = Math.max(1, input.preferredDeviceIndex);
+      while (used.has(index)) index++;
+      const res = await ec2Call(`AttachNetworkInterface ${input.eniId} to ${input.instanceId} at ${index}`, () =>
+        ec2.send(
+          new AttachNetworkInterfaceCommand({ NetworkInterfaceId: input.eniId, InstanceId: input.instanceId, DeviceIndex: index, NetworkCardIndex: 0 }),
+        ),
+      );
+      return { attachmentId: res.AttachmentId!, deviceIndex: index, attachedNow: true };
+    },
+
+    async setDeleteOnTermination(input: { eniId: string; attachmentId: string; deleteOnTermination: boolean }): Promise<void> {
+      await ec2Call('ModifyNetworkInterfaceAttribute DeleteOnTermination', () =>
+        ec2.send(
+          new ModifyNetworkInterfaceAttributeCommand({
+            NetworkInterfaceId: input.eniId,
+            Attachment: { AttachmentId: input.attachmentId, DeleteOnTermination: input.deleteOnTermination },
+          }),
+        ),
+      );
+    },
+
+    /** Polls until the attachment reports `attached`; heartbeats so cancellation reaches it. */
+    async waitForAttachment(input: { eniId: string; attachmentId: string }): Promise<{ macAddress: string; deviceIndex: number }> {
+      const ctx = Context.current();
+      for (;;) {
+        const eni = await describeEni(input.eniId);
+        const a = eni?.Attachment;
+        if (!eni || !a || a.AttachmentId !== input.attachmentId || a.Status === 'detached' || a.Status === 'detaching') {
+          throw ApplicationFailure.nonRetryable(`attachment ${input.attachmentId} of ${input.eniId} went away while attaching`, 'AttachmentLost');
+        }
+        if (a.Status === 'attached') return { macAddress: eni.MacAddress ?? '', deviceIndex: a.DeviceIndex ?? -1 };
+        ctx.heartbeat(a.Status);
+        await Promise.race([sleep(pollMs), ctx.cancelled]);
+      }
+    },
+
+    /** Detaches (without Force unless asked); an ENI with no attachment is already done. */
+    async detachEni(input: { eniId: string; force: boolean }): Promise<{ detached: 'requested' | 'already' }> {
+      const eni = await describeEni(input.eniId);
+      const a = eni?.Attachment;
+      if (!eni || !a?.AttachmentId || a.Status === 'detached') return { detached: 'already' };
+      if (a.Status === 'detaching' && !input.force) return { detached: 'requested' };
+      try {
+        await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: a.AttachmentId, Force: input.force }));
+      } catch (err) {
+        if (isEc2Code(err, 'InvalidAttachmentID.NotFound', 'InvalidNetworkInterfaceID.NotFound')) return { detached: 'already' };
+        throw toEc2Failure(err, `DetachNetworkInterface ${a.AttachmentId}${input.force ? ' (force)' : ''}`);
+      }
+      return { detached: 'requested' };
+    },
+
+    /** Waits up to `timeoutMs` for the ENI to become available (or vanish); false when the bound passes. */
+    async waitForDetached(input: { eniId: string; timeoutMs: number }): Promise<{ detached: boolean; status?: string }> {
+      const ctx = Context.current();
+      const deadline = Date.now() + input.timeoutMs;
+      for (;;) {
+        const eni = await describeEni(input.eniId);
+        if (!eni || eni.Status === 'available' || !eni.Attachment || eni.Attachment.Status === 'detached') return { detached: true };
+        if (Date.now() >= deadline) return { detached: false, status: eni.Attachment.Status };
+        ctx.heartbeat(eni.Attachment.Status);
+        await Promise.race([sleep(pollMs), ctx.cancelled]);
+      }
+    },
+
+    async deleteEni(input: { eniId: string }): Promise<{ deleted: 'now' | 'already' }> {
+      try {
+        await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: input.eniId }));
+        return { deleted: 'now' };
+      } catch (err) {
+        if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return { deleted: 'already' };
+        throw toEc2Failure(err, `DeleteNetworkInterface ${input.eniId}`);
+      }
+    },
+
+    /** Marks an ENI left behind by a force-finish, for the leaked-ENI sweeper. */
+    async tagLeaked(input: { eniId: string; reason: string }): Promise<void> {
+      try {
+        await ec2.send(
+          new CreateTagsCommand({ Resources: [input.eniId], Tags: [{ Key: TAG.leaked, Value: input.reason.slice(0, 255) }] }),
+        );
+      } catch (err) {
+        if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return;
+        throw toEc2Failure(err, `CreateTags ${input.eniId}`);
+      }
+    },
+  };
+}
+
+export type Ec2Activities = ReturnType<typeof createEc2Activities>;

@@ -1,0 +1,158 @@
+// Kubernetes activities: observe a NodeENI and its nodes, write its status
+// (the entity workflow is the single writer), manage the finalizer, record Events.
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { API_GROUP, API_VERSION, FINALIZER, NODEENI_KIND, NODEENI_PLURAL } from '../../common/names.js';
+import type { NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
+import { labelSelectorString, observeNode, type ObservedNode } from './node-identity.js';
+
+export interface ObservedNodeENI {
+  /** False when the object is gone, or was replaced by one with another UID. */
+  exists: boolean;
+  generation: number;
+  deleting: boolean;
+  hasFinalizer: boolean;
+  spec: NodeENISpec;
+  status: NodeENIStatus;
+  nodes: ObservedNode[];
+}
+
+export interface EventInput {
+  name: string;
+  uid: string;
+  /** Deterministic per workflow step, so a retried activity creates the Event once. */
+  eventId: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+const EVENT_NAMESPACE = 'default';
+const REPORTING_CONTROLLER = 'nodeeni.networking.k8s.aws/controller';
+
+function httpCode(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+/** API errors become Temporal failures: 4xx other than conflict/throttle are not worth retrying. */
+function toKubeFailure(err: unknown, context: string): ApplicationFailure {
+  const code = httpCode(err);
+  const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
+  const retryable = code === undefined || code >= 500 || code === 409 || code === 429;
+  return ApplicationFailure.create({ type: code ? `KubeHTTP${code}` : 'KubeUnreachable', message, nonRetryable: !retryable });
+}
+
+async function kubeCall<T>(context: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toKubeFailure(err, context);
+  }
+}
+
+export function createKubeActivities({ kc }: { kc: KubeConfig }) {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const ref = (name: string) => ({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, name });
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+  async function getNodeEni(name: string, uid: string): Promise<NodeENIObject | undefined> {
+    try {
+      const obj = (await custom.getClusterCustomObject(ref(name))) as NodeENIObject;
+      return obj.metadata.uid === uid ? obj : undefined;
+    } catch (err) {
+      if (httpCode(err) === 404) return undefined;
+      throw toKubeFailure(err, `get NodeENI ${name}`);
+    }
+  }
+
+  return {
+    /** Reads the NodeENI and the nodes its selector picks, fresh from the API server. */
+    async observeNodeEni(input: { name: string; uid: string }): Promise<ObservedNodeENI> {
+      const obj = await getNodeEni(input.name, input.uid);
+      if (!obj) return { exists: false, generation: 0, deleting: false, hasFinalizer: false, spec: { nodeSelector: {} }, status: {}, nodes: [] };
+      const selector = obj.spec.nodeSelector ?? {};
+      const nodes =
+        Object.keys(selector).length === 0
+          ? []
+          : (await kubeCall('list nodes', () => core.listNode({ labelSelector: labelSelectorString(selector) }))).items.map(observeNode);
+      return {
+        exists: true,
+        generation: obj.metadata.generation ?? 0,
+        deleting: obj.metadata.deletionTimestamp !== undefined,
+        hasFinalizer: (obj.metadata.finalizers ?? []).includes(FINALIZER),
+        spec: obj.spec,
+        status: obj.status ?? {},
+        nodes: nodes.sort((a, b) => a.name.localeCompare(b.name)),
+      };
+    },
+
+    /** Writes status only when it differs from what is stored: no churn, no hot loop. */
+    async writeStatus(input: { name: string; uid: string; status: NodeENIStatus }): Promise<{ changed: boolean }> {
+      const obj = await getNodeEni(input.name, input.uid);
+      if (!obj) return { changed: false };
+      if (isDeepStrictEqual(JSON.parse(JSON.stringify(obj.status ?? {})), JSON.parse(JSON.stringify(input.status)))) return { changed: false };
+      // A merge patch replaces lists whole; `null` clears fields we no longer report.
+      const body: Record<string, unknown> = { status: { ...nullsFor(obj.status ?? {}), ...input.status } };
+      await kubeCall(`patch NodeENI ${input.name} status`, () =>
+        custom.patchClusterCustomObjectStatus({ ...ref(input.name), body }, mergePatch),
+      );
+      return { changed: true };
+    },
+
+    /** Removes our finalizer with optimistic concurrency (resourceVersion), once cleanup is complete. */
+    async removeFinalizer(input: { name: string; uid: string }): Promise<{ removed: boolean }> {
+      const obj = await getNodeEni(input.name, input.uid);
+      if (!obj || !(obj.metadata.finalizers ?? []).includes(FINALIZER)) return { removed: false };
+      const finalizers = (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+      await kubeCall(`remove finalizer from NodeENI ${input.name}`, () =>
+        custom.patchClusterCustomObject(
+          { ...ref(input.name), body: { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } } },
+          mergePatch,
+        ),
+      );
+      return { removed: true };
+    },
+
+    async recordEvent(input: EventInput): Promise<void> {
+      const now = new Date();
+      try {
+        await core.createNamespacedEvent({
+          namespace: EVENT_NAMESPACE,
+          body: {
+            metadata: { name: `${input.name.slice(0, 200)}.${createHash('sha256').update(input.eventId).digest('hex').slice(0, 20)}`, namespace: EVENT_NAMESPACE },
+            involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: NODEENI_KIND, name: input.name, uid: input.uid },
+            type: input.type,
+            reason: input.reason,
+            message: input.message.slice(0, 1024),
+            source: { component: 'nodeeni-controller' },
+            reportingComponent: REPORTING_CONTROLLER,
+            reportingInstance: 'nodeeni-controller',
+            action: input.reason,
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
+          },
+        });
+      } catch (err) {
+        if (httpCode(err) === 409) return; // created by an earlier attempt of this activity
+        throw toKubeFailure(err, `record Event ${input.reason}`);
+      }
+    },
+  };
+}
+
+function nullsFor(status: NodeENIStatus): Record<string, null> {
+  return Object.fromEntries(Object.keys(status).map((k) => [k, null]));
+}
+
+export type KubeActivities = ReturnType<typeof createKubeActivities>;

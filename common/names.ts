@@ -1,0 +1,57 @@
+// Names shared by workflows, activities, the watcher, the CLI and tests.
+// Pure module: no Node imports, so workflow code may import it.
+
+export const API_GROUP = 'networking.k8s.aws';
+export const API_VERSION = 'v1alpha1';
+export const NODEENI_PLURAL = 'nodeenis';
+export const NODEENI_KIND = 'NodeENI';
+export const FINALIZER = 'nodeeni.networking.k8s.aws/finalizer';
+
+/** Task queue of the control worker (workflows, EC2 and Kubernetes activities). */
+export const DEFAULT_CONTROL_TASK_QUEUE = 'nodeeni-control';
+
+/** Per-node task queue, served only by the node agent running on that node. */
+export function nodeTaskQueue(nodeName: string): string {
+  return `node-${nodeName}`;
+}
+
+/** One entity workflow per NodeENI object; the UID makes a re-created object a new entity. */
+export function entityWorkflowId(name: string, uid: string): string {
+  return `nodeeni/${name}/${uid}`;
+}
+
+/** Stable identity of one desired ENI: (NodeENI uid, node, instance, subnet). */
+export interface AttachmentKey {
+  nodeName: string;
+  instanceId: string;
+  subnetId: string;
+}
+
+export function attachmentKeyString(uid: string, k: AttachmentKey): string {
+  return `${uid}/${k.nodeName}/${k.instanceId}/${k.subnetId}`;
+}
+
+export function childWorkflowId(entityId: string, op: 'provision' | 'teardown', k: AttachmentKey, seq: number): string {
+  return `${entityId}/${op}/${k.nodeName}/${k.subnetId}/${seq}`;
+}
+
+/** EC2 tags written on every ENI we create; adoption and the leak sweeper key on them. */
+export const TAG = {
+  managedBy: 'nodeeni.networking.k8s.aws/managed-by',
+  cluster: 'nodeeni.networking.k8s.aws/cluster',
+  nodeEniName: 'nodeeni.networking.k8s.aws/nodeeni',
+  nodeEniUid: 'nodeeni.networking.k8s.aws/uid',
+  node: 'nodeeni.networking.k8s.aws/node',
+  instanceId: 'nodeeni.networking.k8s.aws/instance-id',
+  subnetId: 'nodeeni.networking.k8s.aws/subnet-id',
+  attachmentKey: 'nodeeni.networking.k8s.aws/attachment-key',
+  createdAt: 'nodeeni.networking.k8s.aws/created-at',
+  leaked: 'nodeeni.networking.k8s.aws/leaked',
+  /** VPC CNI's ipamd leaves ENIs with this tag alone. */
+  vpcCniNoManage: 'node.k8s.amazonaws.com/no_manage',
+} as const;
+
+export const MANAGED_BY_VALUE = 'nodeeni-controller';
+
+/** Node labels used to place a node. */
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
