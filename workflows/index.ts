@@ -1,0 +1,4 @@
+// Every workflow the control worker registers.
+export { nodeEniEntity } from './nodeeni-entity.js';
+export { provisionAttachment } from './provision-attachment.js';
+export { teardownAttachment } from './teardown-attachment.js';

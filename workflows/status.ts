@@ -1,0 +1,140 @@
+// Builds the NodeENI status from a plan and the entity state. Pure; the
+// previous conditions keep their transition time while their status holds.
+import type { Condition, ENIAttachmentStatus, NodeENIStatus } from '../common/types.js';
+import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
+import type { EntityState } from './entity-state.js';
+import type { Plan } from './plan.js';
+
+export interface InFlight {
+  op: 'provision' | 'teardown';
+  key: string;
+  eniId?: string;
+}
+
+export interface StatusInput {
+  plan: Plan;
+  state: EntityState;
+  generation: number;
+  deleting: boolean;
+  mtu?: number;
+  inFlight: InFlight[];
+  previous: Condition[];
+  now: string;
+}
+
+function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
+  const { plan, state, generation } = input;
+  const provisioning = new Set(input.inFlight.filter((f) => f.op === 'provision').map((f) => f.key));
+  const tearingDown = new Set(input.inFlight.filter((f) => f.op === 'teardown').map((f) => f.eniId));
+  const rows: ENIAttachmentStatus[] = [];
+  for (const d of plan.desired) {
+    const eni = plan.eniByKey.get(d.keyString);
+    const done = state.configured[d.keyString];
+    const failure = state.failures[d.keyString];
+    const row: ENIAttachmentStatus = {
+      nodeID: d.key.nodeName,
+      instanceID: d.key.instanceId,
+      subnetID: d.subnet.id,
+      subnetCIDR: d.subnet.cidr,
+      eniID: eni?.eniId,
+      attachmentID: eni?.attachment?.attachmentId,
+      deviceIndex: eni?.attachment?.deviceIndex,
+      macAddress: eni?.macAddress || undefined,
+      phase: 'Pending',
+    };
+    if (provisioning.has(d.keyString)) {
+      row.phase = !eni ? 'Creating' : eni.attachment?.status === 'attached' ? 'Configuring' : 'Attaching';
+    } else if (failure && failure.generation === generation) {
+      row.phase = 'Failed';
+      row.message = `${failure.reason}: ${failure.message}`;
+    } else if (done && eni && done.eniId === eni.eniId && eni.attachment?.status === 'attached' && done.generation === generation) {
+      row.phase = 'Ready';
+      row.interfaceName = done.interfaceName;
+      row.pciAddress = done.pciAddress;
+      row.mtu = done.mtu;
+    }
+    rows.push(row);
+  }
+  for (const eni of [...plan.removing, ...plan.retained]) {
+    const failure = state.failures[`eni:${eni.eniId}`];
+    rows.push({
+      nodeID: eni.nodeName ?? '',
+      instanceID: eni.instanceId ?? '',
+      subnetID: eni.subnetId,
+      eniID: eni.eniId,
+      attachmentID: eni.attachment?.attachmentId,
+      deviceIndex: eni.attachment?.deviceIndex,
+      macAddress: eni.macAddress || undefined,
+      phase: plan.retained.includes(eni) ? 'Ready' : eni.attachment ? 'Detaching' : 'Deleting',
+      message: plan.retained.includes(eni)
+        ? 'kept: no longer resolvable from the spec, not removed while subnet references fail to resolve'
+        : failure
+          ? `${failure.reason}: ${failure.message}`
+          : tearingDown.has(eni.eniId)
+            ? 'teardown in progress'
+            : 'teardown pending',
+    });
+  }
+  return rows.sort((a, b) => a.nodeID.localeCompare(b.nodeID) || a.subnetID.localeCompare(b.subnetID) || (a.eniID ?? '').localeCompare(b.eniID ?? ''));
+}
+
+function condition(previous: Condition[], now: string, generation: number, c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>): Condition {
+  const before = previous.find((p) => p.type === c.type);
+  const lastTransitionTime = before && before.status === c.status ? before.lastTransitionTime : now;
+  return { ...c, reason: conditionReason(c.reason), lastTransitionTime, observedGeneration: generation };
+}
+
+/** metav1.Condition reasons are CamelCase identifiers; EC2 codes such as `InvalidSubnetID.NotFound` are not. */
+export function conditionReason(reason: string): string {
+  const cleaned = reason.replace(/[^A-Za-z0-9_]/g, '');
+  return /^[A-Za-z]/.test(cleaned) ? cleaned : `Error${cleaned}`;
+}
+
+function summarize(problems: SpecProblem[]): string {
+  return problems.map((p) => p.message).join('; ').slice(0, 2000);
+}
+
+export function buildStatus(input: StatusInput): NodeENIStatus {
+  const attachments = attachmentRows(input);
+  const desiredCount = input.plan.desired.length;
+  const readyCount = attachments.filter((a) => a.phase === 'Ready' && input.plan.desired.some((d) => d.key.nodeName === a.nodeID && d.subnet.id === a.subnetID)).length;
+  const busy = input.inFlight.length > 0 || input.plan.provision.length > 0 || input.plan.removing.length > 0;
+  const { previous, now, generation } = input;
+  const skippedNote = input.plan.skipped.length ? `; skipped (other zone): ${summarize(input.plan.skipped)}` : '';
+
+  const ready = condition(previous, now, generation,
+    input.deleting
+      ? { type: 'Ready', status: 'False', reason: 'Deleting', message: 'the NodeENI is being deleted' }
+      : desiredCount === 0
+        ? { type: 'Ready', status: 'True', reason: 'NoMatchingNodes', message: 'no node matches the selector in a usable subnet' }
+        : readyCount === desiredCount
+          ? { type: 'Ready', status: 'True', reason: 'AllAttachmentsReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` }
+          : { type: 'Ready', status: 'False', reason: 'AttachmentsNotReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` });
+  const progressing = condition(previous, now, generation,
+    busy
+      ? { type: 'Progressing', status: 'True', reason: input.plan.removing.length > 0 ? 'Reconciling' : 'Provisioning', message: `${input.inFlight.length} operations running` }
+      : { type: 'Progressing', status: 'False', reason: 'Idle', message: 'nothing to do' });
+  const problems = [...input.plan.problems];
+  for (const d of input.plan.desired) {
+    const f = input.state.failures[d.keyString];
+    if (f && f.generation === generation) problems.push({ reason: f.reason, message: `${d.key.nodeName}/${d.subnet.id}: ${f.message}` });
+  }
+  for (const eni of input.plan.removing) {
+    const f = input.state.failures[`eni:${eni.eniId}`];
+    if (f) problems.push({ reason: 'TeardownFailed', message: `${eni.eniId} on ${eni.nodeName ?? 'unknown node'}: ${f.reason}: ${f.message}` });
+  }
+  if (input.state.leaked.length > 0) problems.push({ reason: 'ENIsLeftBehind', message: `${input.state.leaked.length} ENIs left behind by force-finish` });
+  const degraded = condition(previous, now, generation,
+    problems.length > 0
+      ? { type: 'Degraded', status: 'True', reason: problems[0]!.reason, message: summarize(problems) }
+      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems' });
+
+  return {
+    observedGeneration: generation,
+    desiredCount,
+    readyCount,
+    attachments,
+    leakedENIs: input.state.leaked.length > 0 ? input.state.leaked : undefined,
+    conditions: [ready, progressing, degraded],
+  };
+}

@@ -1,0 +1,93 @@
+// Tears down one ENI: release it on the node, detach without Force (Force only
+// after a bound), wait until detached, delete. "Already gone" is done. An
+// operator may force-finish a stuck teardown: the running step is cancelled,
+// the ENI is tagged as left behind, and the workflow reports what it left.
+import { CancellationScope, condition, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { SA_ENI_ID } from '../common/search-attributes.js';
+import type { ForceFinishRequest } from './messages.js';
+import { teardownForceSignal } from './messages.js';
+import { isNodeAgentUnavailable } from './provision-attachment.js';
+import { ec2, ec2Waits, kube, onNode } from './proxies.js';
+
+export interface TeardownInput {
+  nodeEniName: string;
+  nodeEniUid: string;
+  eniId: string;
+  nodeName?: string;
+  macAddress: string;
+  detachTimeoutMs: number;
+  nodeAgentStartTimeoutMs: number;
+}
+
+export type TeardownResult =
+  | { eniId: string; outcome: 'deleted'; nodeStep: string }
+  | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string };
+
+const FORCED: unique symbol = Symbol('forced');
+
+export async function teardownAttachment(input: TeardownInput): Promise<TeardownResult> {
+  let forced: ForceFinishRequest | undefined;
+  setHandler(teardownForceSignal, (req) => {
+    forced ??= req;
+  }, { description: 'Stop this teardown now and leave the ENI behind (tagged), with a reason.' });
+  upsertSearchAttributes([{ key: SA_ENI_ID, value: input.eniId }]);
+  const { eniId } = input;
+  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
+    kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+
+  /** Runs one step unless/until an operator forces the teardown to finish. */
+  async function step<T>(fn: () => Promise<T>): Promise<T | typeof FORCED> {
+    if (forced) return FORCED;
+    const scope = new CancellationScope();
+    const work = scope.run(fn);
+    const interrupted = condition(() => forced !== undefined).then((): typeof FORCED => FORCED);
+    const result: T | typeof FORCED = await Promise.race([work, interrupted]);
+    if (result === FORCED) {
+      scope.cancel();
+      await work.catch((err) => { if (!isCancellation(err)) throw err; });
+    }
+    return result;
+  }
+
+  const finishForced = async (nodeStep: string): Promise<TeardownResult> => {
+    const reason = forced!.reason;
+    await CancellationScope.nonCancellable(async () => {
+      await ec2.tagLeaked({ eniId, reason }).catch(() => undefined);
+      await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
+    });
+    return { eniId, outcome: 'forced', reason, nodeStep };
+  };
+
+  let nodeStep = 'no node recorded';
+  if (input.nodeName) {
+    const node = onNode(input.nodeName, input.nodeAgentStartTimeoutMs);
+    try {
+      const released = await step(() => node.releaseInterface({ macAddress: input.macAddress }));
+      if (released === FORCED) return finishForced('interrupted');
+      nodeStep = released.interfaceName ? `released ${released.interfaceName}` : 'interface already gone';
+    } catch (err) {
+      if (!isNodeAgentUnavailable(err)) throw err;
+      nodeStep = `skipped: the agent of node ${input.nodeName} did not pick up the release within ${input.nodeAgentStartTimeoutMs} ms, the node is gone`;
+      await event('Warning', 'NodeStepSkipped', `${eniId}: ${nodeStep}`);
+    }
+  }
+
+  const detached = await step(async () => {
+    const first = await ec2.detachEni({ eniId, force: false });
+    if (first.detached === 'already') return true;
+    if ((await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached) return true;
+    // AWS reserves Force for failed instances; only after the polite bound passed.
+    await event('Warning', 'ForceDetach', `${eniId} still attached after ${input.detachTimeoutMs} ms; detaching with Force`);
+    await ec2.detachEni({ eniId, force: true });
+    return (await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached;
+  });
+  if (detached === FORCED) return finishForced(nodeStep);
+  if (!detached) throw new Error(`ENI ${eniId} did not detach, even with Force`);
+  await event('Normal', 'ENIDetached', `${eniId} detached`);
+
+  const deleted = await step(() => ec2.deleteEni({ eniId }));
+  if (deleted === FORCED) return finishForced(nodeStep);
+  await event('Normal', 'ENIDeleted', `${eniId} deleted${deleted.deleted === 'already' ? ' (it was already gone)' : ''}`);
+  return { eniId, outcome: 'deleted', nodeStep };
+}
+
