@@ -1,0 +1,183 @@
+// The watcher: client-node informers on NodeENIs and Nodes. It adds our
+// finalizer and starts or signals the entity workflow of every NodeENI that a
+// change concerns. It decides nothing else: the workflows re-read the world
+// themselves, so a signal only says "look again", and a restarted watcher
+// converges by signalling every object it lists at start-up.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+  type V1Node,
+} from '@kubernetes/client-node';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { API_GROUP, API_VERSION, entityWorkflowId, FINALIZER, NODEENI_PLURAL } from '../common/names.js';
+import { SA_NODEENI } from '../common/search-attributes.js';
+import type { NodeENIObject } from '../common/types.js';
+import { selectorMatches } from '../activities/kube/node-identity.js';
+import type { EntityOptions } from '../workflows/entity-state.js';
+import { reconcileSignal } from '../workflows/messages.js';
+import type { nodeEniEntity } from '../workflows/nodeeni-entity.js';
+
+export interface WatcherLogger {
+  info(msg: string, meta?: Record<string, unknown>): void;
+  warn(msg: string, meta?: Record<string, unknown>): void;
+  error(msg: string, meta?: Record<string, unknown>): void;
+}
+
+export interface WatcherOptions {
+  kc: KubeConfig;
+  client: Client;
+  taskQueue: string;
+  entityOptions?: Partial<EntityOptions>;
+  /** Only NodeENIs with these labels (sharding several controllers over one cluster). */
+  nodeEniLabelSelector?: string;
+  logger: WatcherLogger;
+}
+
+export interface Watcher {
+  stop(): Promise<void>;
+}
+
+type NodeENIItem = NodeENIObject & KubernetesObject;
+
+function nodeFingerprint(node: V1Node): string {
+  return JSON.stringify([node.metadata?.labels ?? {}, node.spec?.providerID ?? '']);
+}
+
+function nodeEniFingerprint(o: NodeENIItem): string {
+  return JSON.stringify([o.metadata.generation, o.metadata.deletionTimestamp ?? null, (o.metadata.finalizers ?? []).includes(FINALIZER)]);
+}
+
+export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
+  const { kc, client, logger } = opts;
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  // Only to skip no-op updates (e.g. our own status writes); losing it on restart is harmless.
+  const seenNodeEnis = new Map<string, string>();
+  const seenNodes = new Map<string, { fingerprint: string; labels: Record<string, string> }>();
+  let stopped = false;
+
+  const nodeEniInformer = makeInformer<NodeENIItem>(
+    kc,
+    `/apis/${API_GROUP}/${API_VERSION}/${NODEENI_PLURAL}`,
+    () => custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, labelSelector: opts.nodeEniLabelSelector }) as Promise<KubernetesListObject<NodeENIItem>>,
+    opts.nodeEniLabelSelector,
+  );
+  const nodeInformer = makeInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode());
+
+  async function ensureFinalizer(o: NodeENIItem): Promise<void> {
+    if (o.metadata.deletionTimestamp || (o.metadata.finalizers ?? []).includes(FINALIZER)) return;
+    try {
+      await custom.patchClusterCustomObject(
+        {
+          group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, name: o.metadata.name,
+          body: { metadata: { finalizers: [...(o.metadata.finalizers ?? []), FINALIZER], resourceVersion: o.metadata.resourceVersion } },
+        },
+        mergePatch,
+      );
+    } catch (err) {
+      // A conflict means a newer version exists; its update event brings us back here.
+      logger.warn('adding finalizer failed; will retry on the next event', { nodeeni: o.metadata.name, error: String(err) });
+    }
+  }
+
+  async function poke(o: NodeENIItem, why: string): Promise<void> {
+    const { name, uid } = o.metadata;
+    const workflowId = entityWorkflowId(name, uid);
+    try {
+      await client.workflow.signalWithStart<typeof nodeEniEntity, []>('nodeEniEntity', {
+        workflowId,
+        taskQueue: opts.taskQueue,
+        args: [{ name, uid, options: opts.entityOptions }],
+        signal: reconcileSignal,
+        signalArgs: [],
+        // A completed entity means its object is gone; a failed or terminated one may be restarted.
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        staticSummary: `NodeENI ${name}`,
+        staticDetails: `Entity workflow of NodeENI **${name}** (uid ${uid}). Signal \`reconcile\` to re-read; Update \`forceFinish\` to end a stuck teardown.`,
+        typedSearchAttributes: [{ key: SA_NODEENI, value: name }],
+      });
+      logger.info('signalled entity', { nodeeni: name, workflowId, why });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      logger.error('could not signal entity', { nodeeni: name, workflowId, error: String(err) });
+    }
+  }
+
+  async function signalIfRunning(o: NodeENIItem): Promise<void> {
+    try {
+      await client.workflow.getHandle(entityWorkflowId(o.metadata.name, o.metadata.uid)).signal(reconcileSignal);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) logger.error('could not signal entity', { nodeeni: o.metadata.name, error: String(err) });
+    }
+  }
+
+  function onNodeEni(o: NodeENIItem, why: string) {
+    const fp = nodeEniFingerprint(o);
+    if (seenNodeEnis.get(o.metadata.uid) === fp) return;
+    seenNodeEnis.set(o.metadata.uid, fp);
+    void ensureFinalizer(o).then(() => poke(o, why));
+  }
+
+  function concerns(o: NodeENIItem, nodeName: string, labelSets: Record<string, string>[]): boolean {
+    return (
+      labelSets.some((labels) => selectorMatches(o.spec?.nodeSelector ?? {}, labels)) ||
+      (o.status?.attachments ?? []).some((a) => a.nodeID === nodeName)
+    );
+  }
+
+  function onNode(node: V1Node, deleted: boolean) {
+    const name = node.metadata?.name ?? '';
+    const before = seenNodes.get(name);
+    const fingerprint = nodeFingerprint(node);
+    if (!deleted && before?.fingerprint === fingerprint) return;
+    const labels = node.metadata?.labels ?? {};
+    if (deleted) seenNodes.delete(name);
+    else seenNodes.set(name, { fingerprint, labels });
+    const labelSets = before ? [labels, before.labels] : [labels];
+    for (const o of (nodeEniInformer as ObjectCache<NodeENIItem>).list()) {
+      if (concerns(o, name, labelSets)) void poke(o, `node ${name} ${deleted ? 'deleted' : before ? 'changed' : 'appeared'}`);
+    }
+  }
+
+  nodeEniInformer.on('add', (o) => onNodeEni(o, 'added'));
+  nodeEniInformer.on('update', (o) => onNodeEni(o, 'updated'));
+  nodeEniInformer.on('delete', (o) => {
+    seenNodeEnis.delete(o.metadata.uid);
+    void signalIfRunning(o);
+  });
+  nodeInformer.on('add', (n) => onNode(n, false));
+  nodeInformer.on('update', (n) => onNode(n, false));
+  nodeInformer.on('delete', (n) => onNode(n, true));
+
+  // client-node informers stop on a watch error; restart them after a pause.
+  const restartOnError = (inf: Informer<never> | Informer<NodeENIItem> | Informer<V1Node>, what: string) => {
+    (inf as Informer<KubernetesObject>).on('error', (err) => {
+      if (stopped) return;
+      logger.warn(`${what} informer error; restarting`, { error: String(err) });
+      setTimeout(() => { if (!stopped) void inf.start(); }, 2000);
+    });
+  };
+  restartOnError(nodeEniInformer, 'NodeENI');
+  restartOnError(nodeInformer, 'Node');
+
+  // NodeENIs first, so the node informer's initial adds find them in the cache.
+  await nodeEniInformer.start();
+  await nodeInformer.start();
+  logger.info('watcher started', { taskQueue: opts.taskQueue });
+
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all([nodeEniInformer.stop(), nodeInformer.stop()]);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// Environment configuration, validated before any client is created: one
+// clear error per bad value (the original hung creating a client before it
+// noticed NODE_NAME was missing).
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_CONTROL_TASK_QUEUE } from '../common/names.js';
+
+const dnsSubdomain = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS subdomain (a Kubernetes node name)');
+
+const logLevel = z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO');
+
+const common = {
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  LOG_LEVEL: logLevel,
+  METRICS_BIND_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'must be host:port').optional(),
+};
+
+export const controlConfigSchema = z.object({
+  ...common,
+  CONTROL_TASK_QUEUE: z.string().min(1).default(DEFAULT_CONTROL_TASK_QUEUE),
+  AWS_REGION: z.string().min(1, 'AWS_REGION is required'),
+});
+
+export const watcherConfigSchema = z.object({
+  ...common,
+  CONTROL_TASK_QUEUE: z.string().min(1).default(DEFAULT_CONTROL_TASK_QUEUE),
+  CLUSTER_NAME: z.string().min(1).max(255).default('default'),
+  NODEENI_LABEL_SELECTOR: z.string().optional(),
+  RESYNC_SECONDS: z.coerce.number().int().min(10).max(86_400).default(300),
+  DETACH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
+  NODE_AGENT_START_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
+  FAILURE_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+});
+
+const absoluteExistingDir = z
+  .string()
+  .refine((p) => path.isAbsolute(p), 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".."')
+  .refine((p) => existsSync(p) && statSync(p).isDirectory(), 'must be an existing directory');
+
+export const nodeAgentConfigSchema = z.object({
+  ...common,
+  NODE_NAME: z.string({ error: 'NODE_NAME is required: set it from the Downward API (spec.nodeName)' }).pipe(dnsSubdomain),
+  HOST_ROOT: absoluteExistingDir.default('/'),
+});
+
+export type ControlConfig = z.infer<typeof controlConfigSchema>;
+export type WatcherConfig = z.infer<typeof watcherConfigSchema>;
+export type NodeAgentConfig = z.infer<typeof nodeAgentConfigSchema>;
+
+/** Parses the environment or throws one line per problem, naming the variable. */
+export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const res = schema.safeParse(env);
+  if (res.success) return res.data;
+  const lines = res.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+  throw new Error(`invalid configuration:\n  ${lines.join('\n  ')}`);
+}

@@ -1,0 +1,22 @@
+// Entry point of the control worker process (a Deployment in the cluster).
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { KubeConfig } from '@kubernetes/client-node';
+import { connect, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
+import { controlConfigSchema, loadConfig } from './config.js';
+import { controlWorkerSpec } from './control-worker.js';
+import { defaultWorkflowSource } from './workflow-source.js';
+
+const config = loadConfig(controlConfigSchema);
+const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
+// AWS_ENDPOINT_URL_EC2 and the credential chain come from the environment, as the SDK reads them.
+const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 3 });
+const kc = new KubeConfig();
+kc.loadFromDefault();
+
+const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
+  controlWorkerSpec({ taskQueue: config.CONTROL_TASK_QUEUE, ec2, kc, workflows: defaultWorkflowSource() }),
+]);
+logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS });
+shutdownOnSignals(logger, () => running.shutdown());
+await running.done;

@@ -1,0 +1,21 @@
+// The node agent's process lifecycle, shared by the real agent and the
+// sandbox's simulated nodes: validated config, runtime, worker, drain.
+import type { Host } from '../host/host.js';
+import { connect, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
+import { loadConfig, nodeAgentConfigSchema } from './config.js';
+import { nodeAgentWorkerSpec } from './node-agent-worker.js';
+
+export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string) => Host; onStop?: () => Promise<void> }): Promise<void> {
+  // Validated before any client exists: a missing NODE_NAME fails here, at once.
+  const config = loadConfig(nodeAgentConfigSchema);
+  const host = opts.host ?? opts.makeHost!(config.HOST_ROOT);
+  const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
+  const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [nodeAgentWorkerSpec({ host, nodeName: config.NODE_NAME })]);
+  logger.info('node agent started', { node: config.NODE_NAME, hostRoot: host.root });
+  shutdownOnSignals(logger, async () => {
+    await running.shutdown();
+    await opts.onStop?.();
+  });
+  await running.done;
+}
