@@ -96,3 +96,12 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, opt
   }
   throw new Error(`${what}: not ready after ${opts.timeoutMs} ms (${String(lastErr)})\n${opts.proc?.tail() ?? ''}`);
 }
+
+/**
+ * Runs one of our TypeScript entry points as a single node process (tsx as a
+ * loader, not the tsx CLI, which would put a second process in between and
+ * let a SIGKILL miss the real one).
+ */
+export function startTsProcess(name: string, script: string, opts: Parameters<typeof startProcess>[3] = {}): ManagedProcess {
+  return startProcess(name, process.execPath, ['--import', 'tsx', path.resolve(PROJECT_ROOT, script)], { cwd: PROJECT_ROOT, ...opts });
+}

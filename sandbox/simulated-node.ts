@@ -1,0 +1,16 @@
+// A simulated EC2 node: the in-memory kernel model as its host, with PCI
+// devices hot-plugged and removed as EC2 attaches and detaches ENIs.
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { SimHost } from '../host/sim/sim-host.js';
+import { startSimulatedInstance } from './sim-instance.js';
+
+export interface SimulatedNode {
+  host: SimHost;
+  stop(): Promise<void>;
+}
+
+export async function createSimulatedNode(opts: { ec2: EC2Client; instanceId: string; primaryMac: string; pollMs?: number }): Promise<SimulatedNode> {
+  const host = new SimHost({ primary: { macAddress: opts.primaryMac } });
+  const instance = startSimulatedInstance({ host, ec2: opts.ec2, instanceId: opts.instanceId, pollMs: opts.pollMs });
+  return { host, stop: () => instance.stop() };
+}

@@ -1,0 +1,83 @@
+// Force-finish: an operator ends a teardown stuck on a persistent EC2 error,
+// from our CLI's client code and from the `temporal` CLI.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entityWorkflowId, TAG } from '../common/names.js';
+import { forceFinish, entityView } from '../cli/operator-client.js';
+import { TOOL } from '../sandbox/backends/tools.js';
+import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { conditionOf, enisOf, eventsFor, isReady, tagOf } from './support/inspect.js';
+
+const run = promisify(execFile);
+let c: TestCluster;
+beforeAll(async () => {
+  c = await createTestCluster();
+});
+afterAll(async () => {
+  await c?.fault.clear();
+  await c?.dispose();
+});
+
+async function readyNodeEni(name: string, node: string) {
+  const obj = await c.createNodeEni(name, { nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node }, subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'] });
+  await eventually(`${name} Ready`, async () => isReady(await c.getNodeEni(name), 1), 90_000);
+  const [eni] = await enisOf(c.ec2, obj.metadata.uid);
+  return { obj, eniId: eni!.NetworkInterfaceId! };
+}
+
+async function stuckDeleting(name: string) {
+  await c.deleteNodeEni(name);
+  return eventually('teardown stuck on DeleteNetworkInterface', async () => {
+    const o = await c.getNodeEni(name);
+    const counts = await c.fault.counts(c.account);
+    return !!o?.metadata.deletionTimestamp && (counts.DeleteNetworkInterface ?? 0) >= 2 && o;
+  }, 60_000);
+}
+
+describe('force-finish', () => {
+  it('ends a stuck teardown from our CLI: finalizer removed, leftover tagged, recorded in an Event', async () => {
+    const { obj, eniId } = await readyNodeEni('stuck', c.nodes[0]!.name);
+    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    const stuck = await stuckDeleting('stuck');
+    expect(stuck.metadata.finalizers?.length).toBeGreaterThan(0);
+    // Nothing to force on another node: the validator rejects the request.
+    await expect(forceFinish(c.client, stuck.metadata.name, { reason: 'wrong node', node: 'no-such-node' })).rejects.toThrow(/nothing to force-finish/);
+
+    const res = await forceFinish(c.client, stuck.metadata.name, { reason: 'ticket OPS-1: EC2 delete keeps failing', node: c.nodes[0]!.name });
+    expect(res.leftBehind).toEqual([eniId]);
+    await eventually('object gone', async () => (await c.getNodeEni('stuck')) === undefined);
+    await c.fault.clear();
+
+    const left = await enisOf(c.ec2, obj.metadata.uid);
+    expect(left.map((e) => e.NetworkInterfaceId)).toEqual([eniId]);
+    expect(tagOf(left[0]!, TAG.leaked)).toBe('ticket OPS-1: EC2 delete keeps failing');
+    const events = await eventsFor(c.core, obj.metadata.uid);
+    expect(events.find((e) => e.reason === 'ForceFinished')?.message).toContain(eniId);
+  });
+
+  it('works from `temporal workflow update execute`, and status lists what was left', async () => {
+    const { obj, eniId } = await readyNodeEni('stuck2', c.nodes[2]!.name);
+    await c.fault.addRules({ action: 'DetachNetworkInterface', account: c.account, code: 'UnauthorizedOperation', message: 'injected: no permission' });
+    await c.deleteNodeEni('stuck2');
+    const failing = await eventually('teardown failure in status', async () => {
+      const o = await c.getNodeEni('stuck2');
+      return conditionOf(o, 'Degraded')?.reason === 'TeardownFailed' && o;
+    }, 60_000);
+    expect(failing.status!.attachments!.find((a) => a.eniID === eniId)?.message).toContain('UnauthorizedOperation');
+    const view = await entityView(c.client, failing.metadata.name);
+    expect(Object.keys(view.state.failures)).toEqual([`eni:${eniId}`]);
+
+    const { stdout } = await run(TOOL.temporal, [
+      'workflow', 'update', 'execute',
+      '--address', c.backends.temporalAddress,
+      '--workflow-id', entityWorkflowId(obj.metadata.name, obj.metadata.uid),
+      '--name', 'forceFinish',
+      '--input', JSON.stringify({ reason: 'decommissioned by hand' }),
+    ]);
+    expect(stdout).toContain(eniId);
+    await eventually('object gone', async () => (await c.getNodeEni('stuck2')) === undefined);
+    await c.fault.clear();
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => tagOf(e, TAG.leaked))).toEqual(['decommissioned by hand']);
+  });
+});

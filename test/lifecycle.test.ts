@@ -1,0 +1,125 @@
+// The NodeENI lifecycle end to end on the real backends: Temporal dev server,
+// moto behind the fault proxy, kube-apiserver + etcd, simulated hosts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FINALIZER, TAG } from '../common/names.js';
+import type { NodeENIObject } from '../common/types.js';
+import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { conditionOf, enisOf, eventsFor, isReady, tagOf } from './support/inspect.js';
+
+let c: TestCluster;
+beforeAll(async () => {
+  c = await createTestCluster();
+  // Nodes 0 (zone a) and 2 (zone b) are selected; node 1 (zone a) is not.
+  await c.labelNode(c.nodes[0]!.name, { ng: 'multi-eni' });
+  await c.labelNode(c.nodes[2]!.name, { ng: 'multi-eni' });
+});
+afterAll(async () => {
+  await c?.dispose();
+});
+
+const plainSpec = {
+  nodeSelector: { ng: 'multi-eni' },
+  subnetNames: ['multus-a', 'multus-b'],
+  securityGroupNames: ['multus-sg'],
+  deviceIndex: 2,
+  mtu: 9001,
+};
+
+describe('NodeENI lifecycle', () => {
+  let obj: NodeENIObject;
+
+  it('gives exactly the two selected nodes one ENI each, attached, tagged, configured on the host', async () => {
+    obj = await c.createNodeEni('plain', { ...plainSpec, nodeSelector: { 'nodeeni-test': c.runId, ...plainSpec.nodeSelector } });
+    const ready = await eventually('NodeENI Ready with 2 attachments', async () => {
+      const o = await c.getNodeEni('plain');
+      return isReady(o, 2) && o;
+    }, 90_000);
+    expect(ready.metadata.finalizers).toContain(FINALIZER);
+
+    const enis = await enisOf(c.ec2, obj.metadata.uid);
+    expect(enis).toHaveLength(2);
+    const [n0, , n2] = c.nodes;
+    const byInstance = new Map(enis.map((e) => [e.Attachment?.InstanceId, e]));
+    for (const [node, inst, subnetName] of [[n0!, c.world.instances[0]!, 'multus-a'], [n2!, c.world.instances[2]!, 'multus-b']] as const) {
+      const eni = byInstance.get(inst.id);
+      expect(eni, `ENI on ${node.name}`).toBeDefined();
+      expect(eni!.Attachment?.DeviceIndex).toBe(2);
+      expect(eni!.Attachment?.Status).toBe('attached');
+      expect(eni!.Attachment?.DeleteOnTermination).toBe(true);
+      expect(eni!.SubnetId).toBe(c.world.subnets.find((s) => s.name === subnetName)!.id);
+      expect(eni!.Groups?.map((g) => g.GroupId)).toEqual([c.world.securityGroups.find((g) => g.name === 'multus-sg')!.id]);
+      expect(tagOf(eni!, TAG.node)).toBe(node.name);
+      expect(tagOf(eni!, TAG.instanceId)).toBe(inst.id);
+      expect(tagOf(eni!, TAG.cluster)).toBe(c.runId);
+      expect(tagOf(eni!, TAG.vpcCniNoManage)).toBe('true');
+
+      const iface = node.host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
+      expect(iface, `interface with ${eni!.MacAddress} on ${node.name}`).toBeDefined();
+      expect(iface!.mtu).toBe(9001);
+      expect(iface!.up).toBe(true);
+      const row = ready.status!.attachments!.find((a) => a.nodeID === node.name)!;
+      expect(row).toMatchObject({ eniID: eni!.NetworkInterfaceId, phase: 'Ready', interfaceName: iface!.name, pciAddress: iface!.pciAddress, mtu: 9001, deviceIndex: 2 });
+    }
+    // Node 1 is not selected: only its primary interface.
+    expect(c.nodes[1]!.host.snapshot().interfaces.filter((i) => i.name !== 'lo')).toHaveLength(1);
+    expect(conditionOf(ready, 'Degraded')?.status).toBe('False');
+    expect(conditionOf(ready, 'Ready')?.message).toContain('skipped (other zone)');
+
+    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['ENICreated', 'ENIAttached', 'InterfaceConfigured']));
+  });
+
+  it('detaches and deletes the ENI of a node relabelled out, and provisions a node labelled in', async () => {
+    const n2 = c.nodes[2]!;
+    const before = await enisOf(c.ec2, obj.metadata.uid);
+    const n2Eni = before.find((e) => e.Attachment?.InstanceId === c.world.instances[2]!.id)!;
+    await c.labelNode(n2.name, { ng: null });
+    const after = await eventually('node 2 ENI gone and status updated', async () => {
+      const o = await c.getNodeEni('plain');
+      const enis = await enisOf(c.ec2, obj.metadata.uid);
+      return isReady(o, 1) && enis.length === 1 && o!.status!.attachments!.length === 1 && o;
+    }, 60_000);
+    expect(after.status!.attachments!.map((a) => a.nodeID)).toEqual([c.nodes[0]!.name]);
+    expect(n2.host.snapshot().interfaces.some((i) => i.macAddress === n2Eni.MacAddress)).toBe(false);
+
+    await c.labelNode(c.nodes[1]!.name, { ng: 'multi-eni' });
+    const grown = await eventually('node 1 provisioned', async () => {
+      const o = await c.getNodeEni('plain');
+      return isReady(o, 2) && o;
+    }, 60_000);
+    expect(grown.status!.attachments!.map((a) => a.nodeID).sort()).toEqual([c.nodes[0]!.name, c.nodes[1]!.name].sort());
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toHaveLength(2);
+  });
+
+  it('deleting the NodeENI removes every ENI, then the finalizer, then the object', async () => {
+    await c.deleteNodeEni('plain');
+    await eventually('object gone', async () => (await c.getNodeEni('plain')) === undefined, 60_000);
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
+    for (const n of c.nodes) expect(n.host.snapshot().interfaces.filter((i) => i.name !== 'lo')).toHaveLength(1);
+    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['ENIDetached', 'ENIDeleted', 'CleanupComplete']));
+  });
+});
+
+describe('failures', () => {
+  it('compensates a non-retryable attach failure: the created ENI is deleted, Degraded says why', async () => {
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, code: 'InvalidParameterValue', message: 'injected: attach refused', count: 1 });
+    const node = c.nodes[0]!;
+    const obj = await c.createNodeEni('comp', { nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node.name }, subnetNames: ['storage-a'], securityGroupNames: ['storage-sg'] });
+    const degraded = await eventually('Degraded with the reason', async () => {
+      const o = await c.getNodeEni('comp');
+      return conditionOf(o, 'Degraded')?.status === 'True' && o!.status?.attachments?.[0]?.phase === 'Failed' && o;
+    });
+    expect(conditionOf(degraded, 'Degraded')!.reason).toBe('InvalidParameterValue');
+    expect(conditionOf(degraded, 'Degraded')!.message).toContain('injected: attach refused');
+    expect(conditionOf(degraded, 'Ready')!.status).toBe('False');
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
+    const counts = await c.fault.counts(c.account);
+    expect(counts.CreateNetworkInterface).toBeGreaterThanOrEqual(1);
+    expect(counts.DeleteNetworkInterface).toBeGreaterThanOrEqual(1);
+    expect((await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason)).toContain('ProvisioningFailed');
+    await c.fault.clear();
+    await c.deleteNodeEni('comp');
+    await eventually('comp deleted', async () => (await c.getNodeEni('comp')) === undefined);
+  });
+});

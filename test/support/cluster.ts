@@ -1,0 +1,190 @@
+// A complete system for one test file on the shared real backends: a seeded
+// EC2 world in its own moto account, Node objects, a simulated host per node,
+// the control worker, one node agent per node, and the watcher.
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { API_GROUP, API_VERSION, NODEENI_PLURAL } from '../../common/names.js';
+import type { NodeENIObject, NodeENISpec } from '../../common/types.js';
+import { installRuntime, startWorkers, type RunningWorkers } from '../../workers/bootstrap.js';
+import { controlWorkerSpec } from '../../workers/control-worker.js';
+import { nodeAgentWorkerSpec } from '../../workers/node-agent-worker.js';
+import { makeJsonLogger } from '../../workers/logger.js';
+import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
+import { startWatcher, type Watcher } from '../../watcher/watcher.js';
+import type { EntityOptions } from '../../workflows/entity-state.js';
+import { makeEc2Client, randomAccountId } from '../../sandbox/ec2/client.js';
+import { FaultProxyClient } from '../../sandbox/ec2/fault-client.js';
+import { seedWorld, type World } from '../../sandbox/ec2/seed.js';
+import { registerNodes } from '../../sandbox/kube-nodes.js';
+import { createSimulatedNode, type SimulatedNode } from '../../sandbox/simulated-node.js';
+import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js';
+
+export const TEST_ENTITY_OPTIONS: Partial<EntityOptions> = {
+  resyncSeconds: 20,
+  detachTimeoutMs: 3000,
+  nodeAgentStartTimeoutMs: 8000,
+  failureBackoffSeconds: 600,
+};
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Bundle the workflows once per test file (bundling per worker is slow). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_DIR, logger: makeJsonLogger('WARN') });
+  return bundle;
+}
+
+export interface TestNode extends SimulatedNode {
+  name: string;
+}
+
+export interface TestCluster {
+  runId: string;
+  account: string;
+  taskQueue: string;
+  backends: ProvidedBackends;
+  ec2: EC2Client;
+  world: World;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  client: Client;
+  connection: NativeConnection;
+  fault: FaultProxyClient;
+  nodes: TestNode[];
+  /** The label every node of this cluster has; NodeENIs of this test select with it. */
+  selectorLabel: string;
+  startControlWorker(): Promise<void>;
+  stopControlWorker(): Promise<void>;
+  startWatcher(): Promise<void>;
+  stopWatcher(): Promise<void>;
+  createNodeEni(name: string, spec: Omit<NodeENISpec, 'nodeSelector'> & { nodeSelector?: Record<string, string> }): Promise<NodeENIObject>;
+  getNodeEni(name: string): Promise<NodeENIObject | undefined>;
+  deleteNodeEni(name: string): Promise<void>;
+  labelNode(node: string, labels: Record<string, string | null>): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  /** moto account; a fresh random one by default. */
+  account?: string;
+  entityOptions?: Partial<EntityOptions>;
+  controlWorker?: boolean;
+  watcher?: boolean;
+}
+
+export async function createTestCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
+  installRuntime({ logLevel: 'WARN' });
+  const backends = getBackends();
+  const runId = `t${randomBytes(3).toString('hex')}`;
+  const account = opts.account ?? randomAccountId();
+  const taskQueue = `control-${runId}`;
+  const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
+  const world = await seedWorld(ec2, { instances: 3 });
+  const kc = kubeConfigFor(backends);
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const selectorLabel = `${runId}`;
+  const nodes: TestNode[] = [];
+  for (const [i, inst] of world.instances.entries()) {
+    const name = `${runId}-node-${i}`;
+    const sim = await createSimulatedNode({ ec2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200 });
+    nodes.push({ ...sim, name });
+  }
+  await registerNodes(kc, world.instances.map((inst, i) => ({ name: nodes[i]!.name, instanceId: inst.id, az: inst.az, labels: { 'nodeeni-test': runId } })));
+
+  const connection = await NativeConnection.connect({ address: backends.temporalAddress });
+  const clientConnection = await Connection.connect({ address: backends.temporalAddress });
+  const client = new Client({ connection: clientConnection, namespace: backends.temporalNamespace });
+  const fault = new FaultProxyClient(backends.ec2Endpoint);
+  const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
+
+  const agents = await startWorkers(connection, backends.temporalNamespace, nodes.map((n) => nodeAgentWorkerSpec({ host: n.host, nodeName: n.name })));
+  let control: RunningWorkers | undefined;
+  let watcher: Watcher | undefined;
+
+  const cluster: TestCluster = {
+    runId, account, taskQueue, backends, ec2, world, kc, core, custom, client, connection, fault, nodes, selectorLabel,
+    async startControlWorker() {
+      if (control) return;
+      control = await startWorkers(connection, backends.temporalNamespace, [
+        controlWorkerSpec({ taskQueue, ec2, kc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200 }),
+      ]);
+    },
+    async stopControlWorker() {
+      const c = control;
+      control = undefined;
+      if (c) for (const w of c.workers) w.shutdown();
+      await c?.done;
+    },
+    async startWatcher() {
+      watcher ??= await startWatcher({
+        kc, client, taskQueue, entityOptions, nodeEniLabelSelector: `nodeeni-test=${runId}`, logger: makeJsonLogger('WARN'),
+      });
+    },
+    async stopWatcher() {
+      await watcher?.stop();
+      watcher = undefined;
+    },
+    async createNodeEni(name, spec) {
+      const body = {
+        apiVersion: `${API_GROUP}/${API_VERSION}`,
+        kind: 'NodeENI',
+        metadata: { name: `${runId}-${name}`, labels: { 'nodeeni-test': runId } },
+        spec: { nodeSelector: { 'nodeeni-test': runId }, ...spec },
+      };
+      return (await custom.createClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, body })) as NodeENIObject;
+    },
+    async getNodeEni(name) {
+      try {
+        return (await custom.getClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, name: `${runId}-${name}` })) as NodeENIObject;
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
+    },
+    async deleteNodeEni(name) {
+      await custom.deleteClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, name: `${runId}-${name}` });
+    },
+    async labelNode(node, labels) {
+      const current = await core.readNode({ name: node });
+      const next = { ...current.metadata!.labels };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === null) delete next[k];
+        else next[k] = v;
+      }
+      current.metadata!.labels = next;
+      await core.replaceNode({ name: node, body: current });
+    },
+    async dispose() {
+      await cluster.stopWatcher();
+      await cluster.stopControlWorker();
+      for (const w of agents.workers) w.shutdown();
+      await agents.done;
+      for (const n of nodes) await n.stop();
+      await connection.close();
+      await clientConnection.close();
+    },
+  };
+  if (opts.controlWorker !== false) await cluster.startControlWorker();
+  if (opts.watcher !== false) await cluster.startWatcher();
+  return cluster;
+}
+
+/** Polls until `probe` returns a value that is not undefined/false. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
