@@ -10,6 +10,8 @@ import { DEFAULT_REGION, makeEc2Client } from './ec2/client.js';
 import { startFaultProxy } from './ec2/fault-proxy.js';
 import { seedWorld } from './ec2/seed.js';
 import { registerNodes } from './kube-nodes.js';
+import { waitForPollers } from './pollers.js';
+import { nodeTaskQueue } from '../common/names.js';
 
 const dir = path.resolve(process.env.NODEENI_SANDBOX_DIR ?? path.join(PROJECT_ROOT, '.sandbox'));
 const say = (msg: string) => process.stdout.write(`[sandbox] ${msg}\n`);
@@ -66,11 +68,12 @@ try {
   const run = (name: string, script: string, extra: Record<string, string> = {}) => {
     const logFile = path.join(dir, 'logs', `${name}.log`);
     const p = startTsProcess(name, script, {
-      env: { ...env, ...extra, NODEENI_LOG_FILE: logFile, LOG_LEVEL: 'INFO' },
+      env: { ...env, ...extra, LOG_LEVEL: 'INFO' },
       logFile,
     });
     p.child.once('exit', (code) => {
-      if (!stopping) {
+      // Ctrl-C in a terminal reaches the whole process group: children that drained and exited 0 are fine.
+      if (!stopping && code !== 0) {
         say(`${name} exited with ${code}; see ${logFile}\n${p.tail()}`);
         void shutdown(1);
       }
@@ -83,6 +86,11 @@ try {
     run(`node-agent-${n.name.split('.')[0]}`, 'sandbox/sim-node-agent.ts', { NODE_NAME: n.name, SIM_INSTANCE_ID: n.instanceId, SIM_PRIMARY_MAC: n.primaryMac });
   }
 
+  // "Ready" means every worker is polling its task queue, not merely started.
+  await waitForPollers(backends.temporal.address, backends.temporal.namespace, [
+    { name: 'nodeeni-control', kind: 'workflow' },
+    ...nodes.map((n) => ({ name: nodeTaskQueue(n.name), kind: 'activity' as const })),
+  ]);
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   say(`Temporal UI:   ${backends.temporal.uiUrl}`);
   say(`kubeconfig:    ${kubeconfig}   (environment for tools: ${path.join(dir, 'env')})`);

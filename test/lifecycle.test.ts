@@ -95,8 +95,12 @@ describe('NodeENI lifecycle', () => {
     await c.deleteNodeEni('plain');
     await eventually('object gone', async () => (await c.getNodeEni('plain')) === undefined, 60_000);
     expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
-    for (const n of c.nodes) expect(n.host.snapshot().interfaces.filter((i) => i.name !== 'lo')).toHaveLength(1);
-    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
+    // The hosts see the hot-unplug, and the entity records its last Event, right after.
+    await eventually('devices unplugged', async () => c.nodes.every((n) => n.host.snapshot().interfaces.filter((i) => i.name !== 'lo').length === 1));
+    const reasons = await eventually('cleanup Events', async () => {
+      const r = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason ?? '');
+      return r.includes('CleanupComplete') && r;
+    });
     expect(reasons).toEqual(expect.arrayContaining(['ENIDetached', 'ENIDeleted', 'CleanupComplete']));
   });
 });
@@ -121,5 +125,26 @@ describe('failures', () => {
     await c.fault.clear();
     await c.deleteNodeEni('comp');
     await eventually('comp deleted', async () => (await c.getNodeEni('comp')) === undefined);
+  });
+
+  it('reports references that do not resolve as conditions with reasons, and creates nothing', async () => {
+    const obj = await c.createNodeEni('unresolved', {
+      nodeSelector: { 'nodeeni-test': c.runId, ng: 'multi-eni' },
+      subnetNames: ['no-such-subnet'],
+      securityGroupNames: ['multus-sg', 'no-such-sg'],
+    });
+    const o = await eventually('Degraded', async () => {
+      const x = await c.getNodeEni('unresolved');
+      return conditionOf(x, 'Degraded')?.status === 'True' && x;
+    });
+    const degraded = conditionOf(o, 'Degraded')!;
+    expect(degraded.reason).toBe('SubnetNotFound');
+    expect(degraded.message).toContain('no subnet named "no-such-subnet"');
+    expect(degraded.message).toContain('no security group named "no-such-sg"');
+    expect(o.status!.desiredCount).toBe(0);
+    expect(conditionOf(o, 'Ready')).toMatchObject({ status: 'False', reason: 'NothingToAttach' });
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
+    await c.deleteNodeEni('unresolved');
+    await eventually('deleted', async () => (await c.getNodeEni('unresolved')) === undefined);
   });
 });

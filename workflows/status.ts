@@ -106,7 +106,9 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
     input.deleting
       ? { type: 'Ready', status: 'False', reason: 'Deleting', message: 'the NodeENI is being deleted' }
       : desiredCount === 0
-        ? { type: 'Ready', status: 'True', reason: 'NoMatchingNodes', message: 'no node matches the selector in a usable subnet' }
+        ? input.plan.problems.length > 0
+          ? { type: 'Ready', status: 'False', reason: 'NothingToAttach', message: `no attachment can be made: ${summarize(input.plan.problems)}` }
+          : { type: 'Ready', status: 'True', reason: 'NoMatchingNodes', message: 'no node matches the selector' }
         : readyCount === desiredCount
           ? { type: 'Ready', status: 'True', reason: 'AllAttachmentsReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` }
           : { type: 'Ready', status: 'False', reason: 'AttachmentsNotReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` });
