@@ -55,3 +55,8 @@ export const MANAGED_BY_VALUE = 'nodeeni-controller';
 
 /** Node labels used to place a node. */
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+/** One device-plugin workflow per node: it owns that node's SR-IOV device plugin config. */
+export function devicePluginWorkflowId(nodeName: string): string {
+  return `deviceplugin/${nodeName}`;
+}

@@ -1,6 +1,8 @@
 // A node agent process on a simulated host, for the sandbox: the production
 // agent's worker, but its Host is the kernel model of one EC2 instance.
+import { KubeConfig } from '@kubernetes/client-node';
 import { makeEc2Client } from './ec2/client.js';
+import { startFakeKubelet } from './fake-kubelet.js';
 import { createSimulatedNode } from './simulated-node.js';
 import { runNodeAgent } from '../workers/node-agent-main.js';
 
@@ -10,4 +12,14 @@ const endpoint = process.env.AWS_ENDPOINT_URL_EC2;
 if (!instanceId || !primaryMac || !endpoint) throw new Error('SIM_INSTANCE_ID, SIM_PRIMARY_MAC and AWS_ENDPOINT_URL_EC2 are required');
 
 const node = await createSimulatedNode({ ec2: makeEc2Client({ endpoint, region: process.env.AWS_REGION, maxAttempts: 3 }), instanceId, primaryMac, pollMs: 300 });
-await runNodeAgent({ host: node.host, onStop: () => node.stop() });
+// The node's kubelet, as far as the SR-IOV device plugin is concerned: its pod, restarts, allocatable.
+const kc = new KubeConfig();
+kc.loadFromDefault();
+const kubelet = await startFakeKubelet({ kc, nodeName: process.env.NODE_NAME ?? '', host: node.host });
+await runNodeAgent({
+  host: node.host,
+  onStop: async () => {
+    await kubelet.stop();
+    await node.stop();
+  },
+});

@@ -78,7 +78,7 @@ describe('planReconcile', () => {
     state.configured[k1] = { eniId: 'eni-1', attachmentId: 'att-eni-1', deviceIndex: 2, macAddress: 'm', interfaceName: 'ens6', mtu: 9001, generation: 1 };
     const plan = planReconcile(base({ managed: [eni('eni-1', k1, 'n1')], state }));
     expect(plan.provision.map((d) => d.keyString)).not.toContain(k1);
-    const status = buildStatus({ plan, state, generation: 1, deleting: false, inFlight: [], previous: [], now: 't' });
+    const status = buildStatus({ plan, state, spec: observed().spec, generation: 1, deleting: false, inFlight: [], previous: [], now: 't' });
     expect(status.attachments?.find((a) => a.eniID === 'eni-1')?.phase).toBe('Ready');
     expect(status.readyCount).toBe(1);
     expect(status.desiredCount).toBe(3);
@@ -106,8 +106,8 @@ describe('planReconcile', () => {
 
   it('keeps lastTransitionTime while a condition holds', () => {
     const plan = planReconcile(base({ observed: observed({ nodes: [] }) }));
-    const first = buildStatus({ plan, state: emptyEntityState(), generation: 1, deleting: false, inFlight: [], previous: [], now: 'T1' });
-    const second = buildStatus({ plan, state: emptyEntityState(), generation: 1, deleting: false, inFlight: [], previous: first.conditions!, now: 'T2' });
+    const first = buildStatus({ plan, state: emptyEntityState(), spec: observed().spec, generation: 1, deleting: false, inFlight: [], previous: [], now: 'T1' });
+    const second = buildStatus({ plan, state: emptyEntityState(), spec: observed().spec, generation: 1, deleting: false, inFlight: [], previous: first.conditions!, now: 'T2' });
     expect(second).toEqual(first);
   });
 });

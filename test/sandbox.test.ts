@@ -48,6 +48,26 @@ describe('sandbox', () => {
     const table = (await kubectl('get', 'neni')).stdout;
     expect(table).toMatch(/multus-eni\s+True\s+2\s+2/);
 
+    // DPDK + SR-IOV (examples 03 and 04) on the simulated hosts: bound, published, in allocatable.
+    const sriovApplied = Date.now();
+    await kubectl('apply', '-f', path.join(PROJECT_ROOT, 'deploy', 'examples', '03-sriov-kernel.yaml'), '-f', path.join(PROJECT_ROOT, 'deploy', 'examples', '04-dpdk-sriov.yaml'));
+    const nodesWith = async (resource: string) => {
+      const nodes = JSON.parse((await kubectl('get', 'nodes', '-l', 'ng=multi-eni', '-o', 'json')).stdout) as { items: { status: { allocatable?: Record<string, string> } }[] };
+      return nodes.items.filter((n) => n.status.allocatable?.[resource] === '1').length;
+    };
+    await waitUntil('SR-IOV resources in allocatable on both nodes', async () =>
+      (await nodesWith('intel.com/sriov_kernel_1')) === 2 && (await nodesWith('intel.com/sriov_dpdk_1')) === 2, { timeoutMs: 120_000, proc: sandbox });
+    console.log(`SR-IOV + DPDK resources in allocatable ${Date.now() - sriovApplied} ms after kubectl apply`);
+    let dpdk: NodeENIObject | undefined;
+    await waitUntil('DPDK status', async () => {
+      dpdk = JSON.parse((await kubectl('get', 'nodeeni', 'dpdk-sriov', '-o', 'json')).stdout) as NodeENIObject;
+      return dpdk.status?.readyCount === 2;
+    }, { timeoutMs: 60_000, proc: sandbox });
+    expect(dpdk!.status!.attachments!.map((a) => [a.dpdkBound, a.dpdkDriver, a.dpdkResourceName])).toEqual([
+      [true, 'vfio-pci', 'intel.com/sriov_dpdk_1'],
+      [true, 'vfio-pci', 'intel.com/sriov_dpdk_1'],
+    ]);
+
     sandbox.child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => sandbox!.child.once('exit', resolve));
     expect(code).toBe(0);

@@ -5,6 +5,9 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_CONTROL_TASK_QUEUE } from '../common/names.js';
+import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH } from '../common/device-plugin.js';
+import { validateDevicePluginConfigPath } from '../activities/node/device-plugin-activities.js';
+import { DEFAULT_DEVICE_PLUGIN_NAMESPACES, DEFAULT_DEVICE_PLUGIN_SELECTORS } from '../activities/kube/device-plugin-activities.js';
 
 const dnsSubdomain = z
   .string()
@@ -21,10 +24,26 @@ const common = {
   METRICS_BIND_ADDRESS: z.string().regex(/^[^:]+:\d+$/, 'must be host:port').optional(),
 };
 
+const commaList = (fallback: readonly string[]) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? [...fallback] : v.split(',').map((x) => x.trim()).filter(Boolean)));
+
 export const controlConfigSchema = z.object({
   ...common,
   CONTROL_TASK_QUEUE: z.string().min(1).default(DEFAULT_CONTROL_TASK_QUEUE),
   AWS_REGION: z.string().min(1, 'AWS_REGION is required'),
+  DEVICE_PLUGIN_NAMESPACES: commaList(DEFAULT_DEVICE_PLUGIN_NAMESPACES).pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace names are DNS labels')).min(1)),
+  DEVICE_PLUGIN_SELECTORS: commaList(DEFAULT_DEVICE_PLUGIN_SELECTORS).pipe(z.array(z.string().regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*$/, 'selectors are key=value')).min(1)),
+  DEVICE_PLUGIN_DEBOUNCE_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
+  DEVICE_PLUGIN_RESTART_TIMEOUT_SECONDS: z.coerce.number().int().min(5).max(3600).default(180),
+  /** `namespace/name`: also mirror each node's config into this ConfigMap (key = node name). */
+  DEVICE_PLUGIN_CONFIGMAP: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name')
+    .transform((v) => ({ namespace: v.split('/')[0]!, name: v.split('/')[1]! }))
+    .optional(),
 });
 
 export const watcherConfigSchema = z.object({
@@ -48,6 +67,19 @@ export const nodeAgentConfigSchema = z.object({
   ...common,
   NODE_NAME: z.string({ error: 'NODE_NAME is required: set it from the Downward API (spec.nodeName)' }).pipe(dnsSubdomain),
   HOST_ROOT: absoluteExistingDir.default('/'),
+  /** Under HOST_ROOT, like every host path: the hostPath the device plugin mounts as /etc/pcidp. */
+  DEVICE_PLUGIN_CONFIG_PATH: z
+    .string()
+    .superRefine((p, ctx) => {
+      try {
+        validateDevicePluginConfigPath(p);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .default(DEFAULT_DEVICE_PLUGIN_CONFIG_PATH),
+  /** Switch vfio's no-IOMMU mode on for DPDK binds on hosts without an IOMMU (most EC2 instance types). */
+  DPDK_ENABLE_NOIOMMU: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true').transform((v) => v === 'true'),
 });
 
 export type ControlConfig = z.infer<typeof controlConfigSchema>;

@@ -3,6 +3,10 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createEc2Activities } from '../activities/ec2/ec2-activities.js';
 import { createKubeActivities } from '../activities/kube/kube-activities.js';
+import { createDevicePluginKubeActivities } from '../activities/kube/device-plugin-activities.js';
+import { createDevicePluginConfigMapActivities } from '../activities/kube/device-plugin-configmap.js';
+import { createDevicePluginStarter } from '../activities/temporal/device-plugin-starter.js';
+import type { DevicePluginOptions } from '../workflows/device-plugin-node.js';
 import type { WorkerSpec } from './bootstrap.js';
 import type { WorkflowSource } from './workflow-source.js';
 
@@ -13,6 +17,7 @@ export interface ControlWorkerDeps {
   workflows: WorkflowSource;
   ec2PollMs?: number;
   identity?: string;
+  devicePlugin: DevicePluginOptions;
 }
 
 export function controlWorkerSpec(deps: ControlWorkerDeps): WorkerSpec {
@@ -23,6 +28,9 @@ export function controlWorkerSpec(deps: ControlWorkerDeps): WorkerSpec {
     activities: {
       ...createEc2Activities({ ec2: deps.ec2, pollMs: deps.ec2PollMs }),
       ...createKubeActivities({ kc: deps.kc }),
+      ...createDevicePluginKubeActivities({ kc: deps.kc }),
+      ...createDevicePluginConfigMapActivities({ kc: deps.kc }),
+      ...createDevicePluginStarter({ taskQueue: deps.taskQueue, options: deps.devicePlugin }),
     },
   };
 }

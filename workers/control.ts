@@ -15,7 +15,22 @@ kc.loadFromDefault();
 
 const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
 const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
-  controlWorkerSpec({ taskQueue: config.CONTROL_TASK_QUEUE, ec2, kc, workflows: defaultWorkflowSource() }),
+  controlWorkerSpec({
+    taskQueue: config.CONTROL_TASK_QUEUE,
+    ec2,
+    kc,
+    workflows: defaultWorkflowSource(),
+    devicePlugin: {
+      namespaces: config.DEVICE_PLUGIN_NAMESPACES,
+      labelSelectors: config.DEVICE_PLUGIN_SELECTORS,
+      debounceMs: config.DEVICE_PLUGIN_DEBOUNCE_MS,
+      maxDelayMs: Math.max(10_000, config.DEVICE_PLUGIN_DEBOUNCE_MS * 5),
+      nodeAgentStartTimeoutMs: 120_000,
+      restartTimeoutMs: config.DEVICE_PLUGIN_RESTART_TIMEOUT_SECONDS * 1000,
+      maxHistoryLength: 2000,
+      configMap: config.DEVICE_PLUGIN_CONFIGMAP,
+    },
+  }),
 ]);
 logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS });
 shutdownOnSignals(logger, () => running.shutdown());

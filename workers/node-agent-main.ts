@@ -11,7 +11,7 @@ export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string
   const host = opts.host ?? opts.makeHost!(config.HOST_ROOT);
   const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
   const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
-  const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [nodeAgentWorkerSpec({ host, nodeName: config.NODE_NAME })]);
+  const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [nodeAgentWorkerSpec({ host, nodeName: config.NODE_NAME, devicePluginConfigPath: config.DEVICE_PLUGIN_CONFIG_PATH, enableNoIommu: config.DPDK_ENABLE_NOIOMMU })]);
   logger.info('node agent started', { node: config.NODE_NAME, hostRoot: host.root });
   shutdownOnSignals(logger, async () => {
     await running.shutdown();

@@ -12,6 +12,16 @@ export interface ConfiguredAttachment {
   pciAddress?: string;
   mtu: number;
   generation: number;
+  /** Set when the device was bound to a DPDK driver; needed to give it back to the kernel. */
+  dpdk?: { driver: string; originalDriver: string; pciAddress: string };
+}
+
+/** What this entity last asked of a node's device plugin, and the answer. */
+export interface DevicePluginState {
+  /** JSON of the entries sent (sorted), to send only changes. */
+  sent: string;
+  requestId: string;
+  answer?: { requestId: string; ok: boolean; podFound: boolean; message: string };
 }
 
 export interface FailureRecord {
@@ -53,10 +63,11 @@ export interface EntityState {
   failures: Record<string, FailureRecord>;
   leaked: LeakedENI[];
   pendingForce: ForceFinishRequest[];
+  devicePlugin: Record<string, DevicePluginState>;
 }
 
 export function emptyEntityState(): EntityState {
-  return { seq: 0, configured: {}, failures: {}, leaked: [], pendingForce: [] };
+  return { seq: 0, configured: {}, failures: {}, leaked: [], pendingForce: [], devicePlugin: {} };
 }
 
 /** What the `state` query returns. */

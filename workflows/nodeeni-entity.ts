@@ -20,10 +20,12 @@ import type { LeakedENI } from '../common/types.js';
 import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { DEFAULT_ENTITY_OPTIONS, emptyEntityState, type EntityOptions, type EntityState, type EntityView } from './entity-state.js';
+import { devicePluginAppliedSignal } from './device-plugin-messages.js';
+import { devicePluginEntries, devicePluginSettled } from './device-plugin-entries.js';
 import { forceFinishSignal, forceFinishUpdate, reconcileSignal, stateQuery, teardownForceSignal, type ForceFinishRequest, type ForceFinishResult } from './messages.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { failureMessage, failureReason, provisionAttachment } from './provision-attachment.js';
-import { ec2, kube } from './proxies.js';
+import { devicePluginStarter, ec2, kube } from './proxies.js';
 import { buildStatus, type InFlight } from './status.js';
 import { teardownAttachment } from './teardown-attachment.js';
 
@@ -46,6 +48,7 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
   const { name, uid } = input;
   const opts: EntityOptions = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
   const state = input.state ?? emptyEntityState();
+  state.devicePlugin ??= {};
   const entityId = workflowInfo().workflowId;
   const children = new Map<string, Child>();
   const forceOutcomes = new Map<ForceFinishRequest, string[]>();
@@ -60,6 +63,13 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
   };
 
   setHandler(reconcileSignal, () => { dirty = true; }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
+  setHandler(devicePluginAppliedSignal, (answer) => {
+    const dp = state.devicePlugin[answer.nodeName];
+    if (dp && dp.requestId === answer.requestId) {
+      dp.answer = { requestId: answer.requestId, ok: answer.ok, podFound: answer.podFound, message: answer.message };
+      dirty = true;
+    }
+  }, { description: 'Answer of a node device-plugin workflow to our latest entries.' });
   setHandler(stateQuery, (): EntityView => ({
     state,
     inFlight: [...children.values()].map((c) => ({ key: c.key, op: c.op, workflowId: c.workflowId, eniId: c.eniId, node: c.node })),
@@ -114,6 +124,9 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
         preferredDeviceIndex: d.preferredDeviceIndex,
         deleteOnTermination: observed.spec.deleteOnTermination ?? true,
         mtu: observed.spec.mtu,
+        enableDPDK: observed.spec.enableDPDK ?? false,
+        dpdkDriver: observed.spec.dpdkDriver ?? 'vfio-pci',
+        dpdkPCIAddress: observed.spec.dpdkPCIAddress,
         generation: observed.generation,
         nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
         detachTimeoutMs: opts.detachTimeoutMs,
@@ -148,6 +161,7 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
         eniId: eni.eniId,
         nodeName: eni.nodeName,
         macAddress: eni.macAddress,
+        dpdk: dpdkOf(eni),
         detachTimeoutMs: opts.detachTimeoutMs,
         nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
       }],
@@ -162,6 +176,30 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
         children.delete(workflowId);
         dirty = true;
       });
+  }
+
+  /** The DPDK binding recorded for this ENI, so its teardown gives the device back to the kernel first. */
+  function dpdkOf(eni: ManagedEni) {
+    const done = eni.attachmentKey ? state.configured[eni.attachmentKey] : undefined;
+    return done?.eniId === eni.eniId && done.dpdk ? { ...done.dpdk, mtu: done.mtu } : undefined;
+  }
+
+  /** Sends each node's device plugin this NodeENI's current entries, when they changed. */
+  async function publishDevicePlugin(plan: Plan, observed: ObservedNodeENI) {
+    const wanted = devicePluginEntries(plan, state, observed.spec, observed.generation);
+    for (const nodeName of [...new Set([...wanted.keys(), ...Object.keys(state.devicePlugin)])].sort()) {
+      const entries = wanted.get(nodeName) ?? [];
+      const sent = JSON.stringify(entries);
+      const dp = state.devicePlugin[nodeName];
+      if (dp?.sent === sent) {
+        // Nothing left to publish there and the node confirmed it: forget the node.
+        if (entries.length === 0 && devicePluginSettled(state, nodeName)) delete state.devicePlugin[nodeName];
+        continue;
+      }
+      const requestId = String(++state.seq);
+      await devicePluginStarter.publishDevicePluginEntries({ nodeName, owner: entityId, entries, requestId });
+      state.devicePlugin[nodeName] = { sent, requestId };
+    }
   }
 
   function leave(eni: ManagedEni, reason: string) {
@@ -216,18 +254,20 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
 
     // Nothing is created before our finalizer guards the object (the watcher adds it).
     if (alive && observed.hasFinalizer) for (const d of plan.provision) startProvision(d, observed);
-    for (const eni of plan.teardown) startTeardown(eni, observed.generation);
+    // The device plugin lets go of a device before the device goes (stop consumers first).
+    await publishDevicePlugin(plan, observed);
+    for (const eni of plan.teardown) if (devicePluginSettled(state, eni.nodeName)) startTeardown(eni, observed.generation);
 
     const inFlight = [...children.values()];
     setCurrentDetails(details(name, plan, inFlight, state));
     if (observed.exists) {
       await kube.writeStatus({
         name, uid,
-        status: buildStatus({ plan, state, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString() }),
+        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString() }),
       });
     }
 
-    if (!alive && children.size === 0 && plan.removing.length === 0) {
+    if (!alive && children.size === 0 && plan.removing.length === 0 && Object.keys(state.devicePlugin).length === 0) {
       if (observed.exists) {
         const { removed } = await kube.removeFinalizer({ name, uid });
         if (removed) await event('Normal', 'CleanupComplete', `every ENI of ${name} is gone${state.leaked.length ? ` or left behind (${state.leaked.map((l) => l.eniID).join(', ')})` : ''}; finalizer removed`);

@@ -28,6 +28,10 @@ export interface ProvisionInput {
   preferredDeviceIndex: number;
   deleteOnTermination: boolean;
   mtu?: number;
+  enableDPDK: boolean;
+  dpdkDriver: string;
+  /** When set, the device found by MAC must sit at this PCI address. */
+  dpdkPCIAddress?: string;
   generation: number;
   nodeAgentStartTimeoutMs: number;
   detachTimeoutMs: number;
@@ -92,6 +96,23 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     const iface = await node.configureInterface({ macAddress: attached.macAddress, mtu: input.mtu });
     compensations.unshift({ what: `release ${iface.interfaceName} on ${key.nodeName}`, run: () => node.releaseInterface({ macAddress: attached.macAddress }) });
     await event('Normal', 'InterfaceConfigured', `node ${key.nodeName}: ${iface.interfaceName} (${iface.pciAddress ?? 'no PCI address'}) up with MTU ${iface.mtu} for ${eni.eniId}`);
+    if (input.dpdkPCIAddress && !input.enableDPDK && iface.pciAddress?.toLowerCase() !== input.dpdkPCIAddress.toLowerCase()) {
+      throw ApplicationFailure.nonRetryable(
+        `${eni.eniId} is at PCI address ${iface.pciAddress ?? 'unknown'} on node ${key.nodeName}, not at spec.dpdkPCIAddress ${input.dpdkPCIAddress}`,
+        'PciAddressMismatch',
+      );
+    }
+
+    let dpdk: ConfiguredAttachment['dpdk'];
+    if (input.enableDPDK) {
+      const bound = await node.bindDpdk({ macAddress: attached.macAddress, driver: input.dpdkDriver, expectedPciAddress: input.dpdkPCIAddress });
+      dpdk = { driver: bound.driver, originalDriver: bound.originalDriver, pciAddress: bound.pciAddress };
+      compensations.unshift({
+        what: `unbind ${bound.pciAddress} from ${bound.driver}`,
+        run: () => node.unbindDpdk({ macAddress: attached.macAddress, pciAddress: bound.pciAddress, originalDriver: bound.originalDriver, mtu: iface.mtu }),
+      });
+      await event('Normal', 'DPDKBound', `node ${key.nodeName}: ${bound.pciAddress} (was ${bound.interfaceName} on ${bound.originalDriver}) bound to ${bound.driver}, ${bound.vfioDevice}`);
+    }
 
     return {
       eniId: eni.eniId,
@@ -102,6 +123,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       pciAddress: iface.pciAddress,
       mtu: iface.mtu,
       generation: input.generation,
+      dpdk,
     };
   } catch (err) {
     const reason = failureReason(err);

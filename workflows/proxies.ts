@@ -4,6 +4,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { Ec2Activities } from '../activities/ec2/ec2-activities.js';
 import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
+import type { DevicePluginStarterActivities } from '../activities/temporal/device-plugin-starter.js';
 import { nodeTaskQueue } from '../common/names.js';
 
 /** EC2 calls retry until they succeed or fail for good; a stuck teardown is ended by force-finish. */
@@ -24,6 +25,11 @@ export const kube = proxyActivities<KubeActivities>({
   startToCloseTimeout: '30s',
   heartbeatTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+export const devicePluginStarter = proxyActivities<DevicePluginStarterActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 /**

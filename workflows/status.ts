@@ -1,6 +1,6 @@
 // Builds the NodeENI status from a plan and the entity state. Pure; the
 // previous conditions keep their transition time while their status holds.
-import type { Condition, ENIAttachmentStatus, NodeENIStatus } from '../common/types.js';
+import type { Condition, ENIAttachmentStatus, NodeENISpec, NodeENIStatus } from '../common/types.js';
 import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
 import type { EntityState } from './entity-state.js';
 import type { Plan } from './plan.js';
@@ -14,6 +14,7 @@ export interface InFlight {
 export interface StatusInput {
   plan: Plan;
   state: EntityState;
+  spec: NodeENISpec;
   generation: number;
   deleting: boolean;
   mtu?: number;
@@ -48,10 +49,19 @@ function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
       row.phase = 'Failed';
       row.message = `${failure.reason}: ${failure.message}`;
     } else if (done && eni && done.eniId === eni.eniId && eni.attachment?.status === 'attached' && done.generation === generation) {
-      row.phase = 'Ready';
+      const dp = input.spec.dpdkResourceName ? state.devicePlugin[d.key.nodeName] : undefined;
+      const published = dp?.answer?.requestId === dp?.requestId && dp?.sent.includes(`"${done.dpdk?.pciAddress ?? done.pciAddress}"`);
+      row.phase = !input.spec.dpdkResourceName || published ? 'Ready' : 'Configuring';
+      if (row.phase === 'Configuring') row.message = 'waiting for the device plugin to publish the device';
       row.interfaceName = done.interfaceName;
-      row.pciAddress = done.pciAddress;
+      row.pciAddress = done.dpdk?.pciAddress ?? done.pciAddress;
       row.mtu = done.mtu;
+      if (done.dpdk) {
+        row.dpdkBound = true;
+        row.dpdkDriver = done.dpdk.driver;
+        row.dpdkPCIAddress = done.dpdk.pciAddress;
+      }
+      if (published) row.dpdkResourceName = input.spec.dpdkResourceName;
     }
     rows.push(row);
   }
@@ -124,6 +134,10 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
   for (const eni of input.plan.removing) {
     const f = input.state.failures[`eni:${eni.eniId}`];
     if (f) problems.push({ reason: 'TeardownFailed', message: `${eni.eniId} on ${eni.nodeName ?? 'unknown node'}: ${f.reason}: ${f.message}` });
+  }
+  for (const [nodeName, dp] of Object.entries(input.state.devicePlugin)) {
+    if (dp.answer?.requestId !== dp.requestId || dp.answer.ok) continue;
+    problems.push({ reason: dp.answer.podFound ? 'DevicePluginNotApplied' : 'DevicePluginNotFound', message: `node ${nodeName}: ${dp.answer.message}` });
   }
   if (input.state.leaked.length > 0) problems.push({ reason: 'ENIsLeftBehind', message: `${input.state.leaked.length} ENIs left behind by force-finish` });
   const degraded = condition(previous, now, generation,

@@ -15,6 +15,8 @@ export interface TeardownInput {
   eniId: string;
   nodeName?: string;
   macAddress: string;
+  /** Present when the device is bound to a DPDK driver: give it back to the kernel first. */
+  dpdk?: { driver: string; originalDriver: string; pciAddress: string; mtu: number };
   detachTimeoutMs: number;
   nodeAgentStartTimeoutMs: number;
 }
@@ -62,6 +64,14 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   if (input.nodeName) {
     const node = onNode(input.nodeName, input.nodeAgentStartTimeoutMs);
     try {
+      if (input.dpdk) {
+        const { dpdk } = input;
+        const back = await step(() => node.unbindDpdk({ macAddress: input.macAddress, pciAddress: dpdk.pciAddress, originalDriver: dpdk.originalDriver, mtu: dpdk.mtu }));
+        if (back === FORCED) return finishForced('interrupted');
+        await event('Normal', 'DPDKUnbound', back.gone
+          ? `node ${input.nodeName}: ${dpdk.pciAddress} is no longer on the host; nothing to give back`
+          : `node ${input.nodeName}: ${dpdk.pciAddress} back on ${back.driver} as ${back.interfaceName} (found by MAC ${input.macAddress})`);
+      }
       const released = await step(() => node.releaseInterface({ macAddress: input.macAddress }));
       if (released === FORCED) return finishForced('interrupted');
       nodeStep = released.interfaceName ? `released ${released.interfaceName}` : 'interface already gone';

@@ -1,7 +1,7 @@
 // PCI drivers of the simulated host. `ena` turns a bound device into a netdev
 // (and removes it on unbind); `pci-stub` is the kernel's claim-and-do-nothing
 // driver, which only binds through driver_override (its ID list is empty).
-// vfio-pci (iommu_group, /dev/vfio) plugs in here later through the same
+// vfio-pci (iommu_group, /dev/vfio) lives in vfio.ts, behind the same
 // PciDriver interface.
 import { kernelError } from './errors.js';
 import { ARPHRD_ETHER, IFF, type NetDevice, type NetStack } from './net.js';
@@ -22,7 +22,13 @@ export function slotInterfaceName(pciAddress: string): string {
   return fn === 0 ? `ens${slot}` : `ens${slot}f${fn}`;
 }
 
-export function enaDriver(net: NetStack, opts: { maxMtu?: number } = {}): PciDriver {
+export interface EnaDriverOptions {
+  maxMtu?: number;
+  /** The name the netdev ends up with after udev (the slot name by default). */
+  interfaceName?: (dev: PciDevice) => string;
+}
+
+export function enaDriver(net: NetStack, opts: EnaDriverOptions = {}): PciDriver {
   const netdevs = new Map<string, NetDevice>();
   return {
     name: 'ena',
@@ -30,7 +36,7 @@ export function enaDriver(net: NetStack, opts: { maxMtu?: number } = {}): PciDri
     probe(dev: PciDevice) {
       if (!dev.macAddress) throw kernelError('EIO', `${dev.address} reports no MAC address`);
       const netdev = net.register({
-        name: slotInterfaceName(dev.address),
+        name: opts.interfaceName?.(dev) ?? slotInterfaceName(dev.address),
         macAddress: dev.macAddress,
         mtu: 1500,
         minMtu: ENA_MIN_MTU,

@@ -9,6 +9,9 @@
 // - drivers_probe: ENODEV for an unknown device, otherwise success even when
 //   nothing binds;
 // - driver_override: only the named driver may match, and it always matches.
+// A driver's remove() may block (vfio-pci while userspace holds the device
+// open): like __device_release_driver, the driver links go first, the device
+// lock stays held, and every store on that device waits until remove returns.
 import { kernelError } from './errors.js';
 import { sysfsStreq } from './kstrto.js';
 import { attr, dir, link, type SimDir, type SimNode } from './vfs.js';
@@ -30,14 +33,22 @@ export interface PciDeviceSpec extends PciId {
 export interface PciDevice extends Readonly<PciDeviceSpec> {
   driver?: PciDriver;
   driverOverride?: string;
+  /** Set while a blocking remove() runs: the device lock is held until it settles. */
+  releasing?: Promise<void>;
 }
+
+/** Entries the platform (not the bound driver) adds under a device's directory, e.g. iommu_group. */
+export type PciDeviceEntries = (dev: PciDevice) => Record<string, SimNode | undefined>;
 
 export interface PciDriver {
   readonly name: string;
   readonly idTable: readonly PciId[];
   /** Claims the device; throw KernelError to refuse (the errno reaches a bind write). */
   probe(dev: PciDevice): void;
-  remove(dev: PciDevice): void;
+  /** Releases the device; a promise means the unbind blocks until it settles (it must not reject). */
+  remove(dev: PciDevice): void | Promise<void>;
+  /** True while the module is referenced (a device is open): unloading it is EBUSY. */
+  busy?(): boolean;
   /** What the bound driver adds under the device's sysfs directory (net/<if>, iommu_group, ...). */
   deviceEntries?(dev: PciDevice): Record<string, SimNode | undefined>;
 }
@@ -65,6 +76,7 @@ const OVERRIDE_WRITE_LIMIT = 4095;
 export class PciBus {
   private readonly devices = new Map<string, PciDevice>();
   private readonly drivers = new Map<string, PciDriver>();
+  private readonly platformEntries: PciDeviceEntries[] = [];
 
   device(address: string): PciDevice | undefined {
     return this.devices.get(address);
@@ -92,12 +104,18 @@ export class PciBus {
     return dev;
   }
 
-  /** Hot-unplug: the driver lets go, then the device disappears. */
+  /** Hot-unplug: the driver lets go, then the device disappears (later, if the driver's remove blocks). */
   removeDevice(address: string): void {
     const dev = this.devices.get(address);
     if (!dev) throw kernelError('ENODEV', `no PCI device ${address}`);
-    this.detach(dev);
-    this.devices.delete(address);
+    const pending = dev.releasing ?? this.detach(dev);
+    if (pending) void pending.then(() => this.devices.delete(address));
+    else this.devices.delete(address);
+  }
+
+  /** A platform provider of per-device entries (the IOMMU's iommu_group link). */
+  addDeviceEntries(provider: PciDeviceEntries): void {
+    this.platformEntries.push(provider);
   }
 
   /** Module load: the driver registers and claims every unbound matching device. */
@@ -113,36 +131,42 @@ export class PciBus {
   unloadDriver(name: string): void {
     const drv = this.drivers.get(name);
     if (!drv) throw kernelError('ENOENT', `driver ${name} is not loaded`);
-    for (const dev of this.devices.values()) if (dev.driver === drv) this.detach(dev);
+    if (drv.busy?.()) throw kernelError('EBUSY', `driver ${name} is in use`);
+    for (const dev of this.devices.values()) if (dev.driver === drv && !dev.releasing) void this.detach(dev);
     this.drivers.delete(name);
   }
 
   /** /sys/bus/pci/drivers/<drv>/bind */
-  bindStore(driverName: string, buf: string): void {
+  bindStore(driverName: string, buf: string): void | Promise<void> {
     const drv = this.requireDriver(driverName);
     const dev = this.findByName(buf);
+    if (dev?.releasing) return dev.releasing.then(() => this.bindStore(driverName, buf));
     if (!dev || !this.matches(drv, dev)) throw kernelError('ENODEV', `${buf.trim()} does not match ${driverName}`);
     if (dev.driver) throw kernelError('EBUSY', `${dev.address} is bound to ${dev.driver.name}`);
     this.probe(drv, dev);
   }
 
   /** /sys/bus/pci/drivers/<drv>/unbind */
-  unbindStore(driverName: string, buf: string): void {
+  unbindStore(driverName: string, buf: string): void | Promise<void> {
     const drv = this.requireDriver(driverName);
     const dev = this.findByName(buf);
+    if (dev?.releasing) return dev.releasing.then(() => this.unbindStore(driverName, buf));
     if (!dev || dev.driver !== drv) throw kernelError('ENODEV', `${buf.trim()} is not bound to ${driverName}`);
-    this.detach(dev);
+    return this.detach(dev);
   }
 
   /** /sys/bus/pci/drivers_probe */
-  driversProbeStore(buf: string): void {
+  driversProbeStore(buf: string): void | Promise<void> {
     const dev = this.findByName(buf);
+    if (dev?.releasing) return dev.releasing.then(() => this.driversProbeStore(buf));
     if (!dev) throw kernelError('ENODEV', `no PCI device ${buf.trim()}`);
     if (!dev.driver) this.attach(dev);
   }
 
   /** /sys/bus/pci/devices/<bdf>/driver_override (driver_set_override). */
-  driverOverrideStore(dev: PciDevice, buf: string): void {
+  driverOverrideStore(dev: PciDevice, buf: string): void | Promise<void> {
+    // driver_set_override takes the device lock.
+    if (dev.releasing) return dev.releasing.then(() => this.driverOverrideStore(dev, buf));
     if (Buffer.byteLength(buf) >= OVERRIDE_WRITE_LIMIT) throw kernelError('EINVAL', 'driver_override too long');
     const nul = buf.indexOf('\0');
     const str = nul === -1 ? buf : buf.slice(0, nul);
@@ -174,7 +198,7 @@ export class PciBus {
 
   private driverDir(drv: PciDriver): SimDir {
     return dir(() => {
-      const bound = this.listDevices().filter((d) => d.driver === drv);
+      const bound = this.listDevices().filter((d) => d.driver === drv && !d.releasing);
       return {
         bind: attr(undefined, (buf) => this.bindStore(drv.name, buf)),
         unbind: attr(undefined, (buf) => this.unbindStore(drv.name, buf)),
@@ -196,9 +220,17 @@ export class PciBus {
       ),
       uevent: attr(() => this.uevent(dev), (buf) => assertUeventAction(buf)),
       subsystem: link('../../../bus/pci'),
-      driver: dev.driver ? link(`../../../bus/pci/drivers/${dev.driver.name}`) : undefined,
+      // driver_sysfs_remove runs before remove(): a blocked unbind has no link any more.
+      driver: dev.driver && !dev.releasing ? link(`../../../bus/pci/drivers/${dev.driver.name}`) : undefined,
+      ...this.platformEntriesOf(dev),
       ...(dev.driver?.deviceEntries?.(dev) ?? {}),
     }));
+  }
+
+  private platformEntriesOf(dev: PciDevice): Record<string, SimNode | undefined> {
+    const out: Record<string, SimNode | undefined> = {};
+    for (const entries of this.platformEntries) Object.assign(out, entries(dev));
+    return out;
   }
 
   private uevent(dev: PciDevice): string {
@@ -250,11 +282,21 @@ export class PciBus {
     }
   }
 
-  private detach(dev: PciDevice): void {
+  /** device_release_driver; a promise while the driver's remove() blocks (the device lock is held meanwhile). */
+  private detach(dev: PciDevice): void | Promise<void> {
     const drv = dev.driver;
     if (!drv) return;
-    drv.remove(dev);
-    delete dev.driver;
+    const pending = drv.remove(dev);
+    if (!pending) {
+      delete dev.driver;
+      return;
+    }
+    const releasing = pending.finally(() => {
+      if (dev.driver === drv) delete dev.driver;
+      delete dev.releasing;
+    });
+    dev.releasing = releasing;
+    return releasing;
   }
 }
 

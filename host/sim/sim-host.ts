@@ -1,18 +1,22 @@
 // An in-memory host that behaves like a Linux EC2 node for everything the node
-// agent touches. It models kernel objects (PciBus, NetStack, later resctrl
-// and cgroups) and renders /sys and /proc from them on every lookup; writes go
+// agent touches. It models kernel objects (PciBus, NetStack, VfioModel, later
+// resctrl and cgroups) and renders /sys and /proc from them on every lookup; writes go
 // to the same store handlers the kernel would run. Paths resolve like the
 // VFS: symlinks followed (relative to the link's directory, 40 hops at most),
 // ENOENT/ENOTDIR/EISDIR/EACCES/EPERM where the kernel gives them.
 //
 // Extension: addEntries(dir, provider) places more nodes into a directory
 // (e.g. resctrl at /sys/fs, pids under /proc); each model stays its own module.
+// A store handler may return a promise: the write then blocks until it
+// settles, as an unbind does while vfio waits for userspace to let go.
+import { isIPv6 } from 'node:net';
 import { errnoError, validateHostPath, validateWriteData, type ErrnoError, type Host } from '../host.js';
 import { enaDriver, ENA_DEVICE_IDS, PCI_CLASS_ETHERNET, PCI_VENDOR_AMAZON, pciStubDriver, slotInterfaceName } from './drivers.js';
 import { KernelError } from './errors.js';
-import { IFF, NetStack, type RouteSpec } from './net.js';
-import { PciBus, pciAddress, type PciDriver } from './pci.js';
-import { dir, TmpfsDir, type SimDir, type SimNode } from './vfs.js';
+import { ARPHRD_LOOPBACK, IFF, NetStack, type NetDevice, type RouteSpec } from './net.js';
+import { PciBus, pciAddress, type PciDevice, type PciDriver } from './pci.js';
+import { VfioModel, type VfioSnapshot } from './vfio.js';
+import { attr, dir, TmpfsDir, type SimDir, type SimFile, type SimNode } from './vfs.js';
 
 export interface PrimaryInterfaceOptions {
   macAddress: string;
@@ -29,6 +33,14 @@ export interface SimHostOptions {
   files?: Record<string, string>;
   /** max_mtu the ENA devices report (9216 by default). */
   enaMaxMtu?: number;
+  /** The platform has an IOMMU (metal instances booted with intel_iommu=on): every device sits in an iommu group. */
+  iommu?: boolean;
+  /** vfio and vfio-pci are loaded at boot, optionally with enable_unsafe_noiommu_mode=1. */
+  vfio?: boolean | { noiommuMode?: boolean };
+  /** The kernel has CONFIG_VFIO_NOIOMMU (default true). */
+  noiommuSupported?: boolean;
+  /** A device that ena probes again keeps the kernel's ethN name (udev does not rename it back), e.g. ens6 → eth0. */
+  renameOnRebind?: boolean;
 }
 
 export interface HotplugResult {
@@ -42,6 +54,9 @@ export interface SimSnapshot {
   drivers: Array<{ name: string; devices: string[] }>;
   interfaces: Array<{ name: string; ifindex: number; macAddress: string; mtu: number; up: boolean; pciAddress: string | null }>;
   routes: RouteSpec[];
+  /** vfio state: IOMMU groups with their /dev/vfio node, the no-IOMMU parameter, devices held open. */
+  vfio: VfioSnapshot;
+  ipv6Addresses: Array<{ interfaceName: string; address: string; prefixLength: number }>;
 }
 
 type Provider = () => Record<string, SimNode | undefined>;
@@ -55,10 +70,19 @@ export class SimHost implements Host {
   readonly root = '/';
   readonly pci = new PciBus();
   readonly net = new NetStack();
+  readonly vfio: VfioModel;
   private readonly tmpfs = new TmpfsDir();
   private readonly contributions = new Map<string, Provider[]>();
+  private readonly injectedWriteFailures = new Map<string, string[]>();
+  /** Explicit IPv6 addresses (`ip -6 addr add`), by ifindex so they vanish with their netdev. */
+  private readonly ipv6 = new Map<number, Array<{ address: string; prefixLength: number }>>();
+  /** Devices ena has named before: a later probe is a rebind. */
+  private readonly enaNamed = new Set<string>();
+  private renameOnRebind: boolean;
 
   constructor(opts: SimHostOptions = {}) {
+    this.renameOnRebind = opts.renameOnRebind ?? false;
+    this.vfio = new VfioModel(this.pci, { iommu: opts.iommu ?? false, noiommuSupported: opts.noiommuSupported ?? true });
     for (const name of ['etc', 'run', 'tmp', 'dev', 'var']) this.tmpfs.mkdir(name);
     for (const [p, data] of Object.entries(opts.files ?? {})) this.tmpfs.seed(validateHostPath(p).slice(1).split('/'), data);
 
@@ -70,14 +94,17 @@ export class SimHost implements Host {
         virtual: dir(() => ({ net: this.net.virtualNetDir() })),
       })),
       fs: dir(() => ({})),
-      kernel: dir(() => ({})),
-      module: dir(() => ({})),
+      kernel: dir(() => ({ iommu_groups: this.vfio.iommuGroupsDir() })),
+      module: dir(() => ({ vfio: this.vfio.moduleDir() })),
     }));
-    const procfs = dir(() => ({ net: dir(() => ({ route: this.net.procRouteFile() })) }));
+    const procfs = dir(() => ({ net: dir(() => ({ route: this.net.procRouteFile(), if_inet6: this.procIfInet6() })) }));
     this.addEntries('/', () => ({ sys: sysfs, proc: procfs }));
+    this.addEntries('/dev', () => ({ vfio: this.vfio.devDir() }));
 
-    this.pci.loadDriver(enaDriver(this.net, opts.enaMaxMtu === undefined ? {} : { maxMtu: opts.enaMaxMtu }));
+    const interfaceName = (dev: PciDevice) => this.enaInterfaceName(dev);
+    this.pci.loadDriver(enaDriver(this.net, opts.enaMaxMtu === undefined ? { interfaceName } : { maxMtu: opts.enaMaxMtu, interfaceName }));
     this.pci.loadDriver(pciStubDriver());
+    if (opts.vfio) this.vfio.load(opts.vfio === true ? {} : opts.vfio);
     if (opts.primary) this.createPrimary(opts.primary);
   }
 
@@ -96,7 +123,10 @@ export class SimHost implements Host {
     const node = this.resolve(p, 'open', true);
     if (node.kind === 'dir') throw errnoError('EISDIR', 'open', p);
     if (node.kind !== 'file' || !node.write) throw errnoError('EACCES', 'open', p, 'read-only attribute');
-    this.kernelCall('write', p, () => node.write!(data));
+    const injected = this.injectedWriteFailures.get(p)?.shift();
+    if (injected !== undefined) throw errnoError(injected, 'write', p, 'injected failure');
+    const pending: unknown = this.kernelCall('write', p, () => node.write!(data));
+    if (pending instanceof Promise) await pending.catch((err: unknown) => Promise.reject(this.toErrno(err, 'write', p)));
   }
 
   async readdir(p: string): Promise<string[]> {
@@ -164,7 +194,7 @@ export class SimHost implements Host {
     const slot = opts.slot ?? this.nextFreeSlot();
     const address = pciAddress(slot);
     const dev = this.pci.addDevice({ address, vendor: PCI_VENDOR_AMAZON, device: ENA_DEVICE_IDS.VF, classCode: PCI_CLASS_ETHERNET, macAddress });
-    const interfaceName = dev.driver?.name === 'ena' ? slotInterfaceName(address) : undefined;
+    const interfaceName = dev.driver?.name === 'ena' ? this.net.list().find((n) => n.pciAddress === address)?.name : undefined;
     return interfaceName === undefined ? { pciAddress: address } : { pciAddress: address, interfaceName };
   }
 
@@ -176,6 +206,48 @@ export class SimHost implements Host {
       if (err instanceof KernelError) throw new Error(`no PCI device ${address} to unplug`);
       throw err;
     }
+    // A device plugged into this slot later is new: ena names it by its slot again.
+    this.enaNamed.delete(address);
+  }
+
+  /** modprobe vfio-pci (with enable_unsafe_noiommu_mode=1 when asked). */
+  loadVfio(opts: { noiommuMode?: boolean } = {}): void {
+    this.vfio.load(opts);
+  }
+
+  /** rmmod vfio-pci vfio; throws EBUSY while a device is held open. */
+  unloadVfio(): void {
+    this.vfio.unload();
+  }
+
+  /** Userspace (a DPDK process) opens or closes the vfio device; while open, a vfio-pci unbind write blocks. */
+  setDeviceInUse(address: string, inUse: boolean): void {
+    this.vfio.setInUse(address, inUse);
+  }
+
+  /** The next write to exactly this path fails with `errnoCode` before reaching the store (one-shot, queued). */
+  failNextWrite(path: string, errnoCode: string): void {
+    validateHostPath(path);
+    if (!/^E[A-Z0-9]+$/.test(errnoCode)) throw new Error(`not an errno code: ${errnoCode}`);
+    const queue = this.injectedWriteFailures.get(path) ?? [];
+    queue.push(errnoCode);
+    this.injectedWriteFailures.set(path, queue);
+  }
+
+  setRenameOnRebind(on: boolean): void {
+    this.renameOnRebind = on;
+  }
+
+  /** `ip -6 addr add <address>/<prefixLength> dev <interfaceName>`; shown in /proc/net/if_inet6 while the device is up. */
+  addIpv6Address(interfaceName: string, address: string, prefixLength = 64): void {
+    const dev = this.net.get(interfaceName);
+    if (!dev) throw new Error(`no interface ${interfaceName}`);
+    if (!isIPv6(address) || address.includes('.') || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 128) {
+      throw new Error(`not an IPv6 address/prefix: ${address}/${prefixLength}`);
+    }
+    const list = this.ipv6.get(dev.ifindex) ?? [];
+    list.push({ address: address.toLowerCase(), prefixLength });
+    this.ipv6.set(dev.ifindex, list);
   }
 
   loadDriver(driver: PciDriver): void {
@@ -215,6 +287,8 @@ export class SimHost implements Host {
         pciAddress: n.pciAddress ?? null,
       })),
       routes: this.net.listRoutes(),
+      vfio: this.vfio.snapshot(),
+      ipv6Addresses: this.ipv6Rows().map((r) => ({ interfaceName: r.dev.name, address: r.address, prefixLength: r.prefixLength })),
     };
   }
 
@@ -239,13 +313,51 @@ export class SimHost implements Host {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof KernelError) {
-        const out = errnoError(err.code, syscall, p, err.detail);
-        out.cause = err;
-        throw out;
-      }
-      throw err;
+      throw this.toErrno(err, syscall, p);
     }
+  }
+
+  private toErrno(err: unknown, syscall: string, p: string): unknown {
+    if (!(err instanceof KernelError)) return err;
+    const out = errnoError(err.code, syscall, p, err.detail);
+    out.cause = err;
+    return out;
+  }
+
+  /** ena's netdev name: the slot name, or on a rebind with renameOnRebind the kernel's lowest free ethN. */
+  private enaInterfaceName(dev: PciDevice): string {
+    const rebind = this.enaNamed.has(dev.address);
+    this.enaNamed.add(dev.address);
+    if (!rebind || !this.renameOnRebind) return slotInterfaceName(dev.address);
+    let n = 0;
+    while (this.net.get(`eth${n}`)) n++;
+    return `eth${n}`;
+  }
+
+  /**
+   * Addresses of up devices: ::1 on lo, an EUI-64 fe80:: on every other
+   * device, plus explicit ones. (Simplified: without keep_addr_on_down the
+   * kernel drops addresses on down; here they are hidden while down.)
+   */
+  private ipv6Rows(): Array<{ dev: NetDevice; address: string; prefixLength: number }> {
+    const rows: Array<{ dev: NetDevice; address: string; prefixLength: number }> = [];
+    for (const dev of this.net.list()) {
+      if (!this.net.isUp(dev)) continue;
+      if (dev.type === ARPHRD_LOOPBACK) rows.push({ dev, address: '::1', prefixLength: 128 });
+      else rows.push({ dev, address: eui64LinkLocal(dev.macAddress), prefixLength: 64 });
+      for (const a of this.ipv6.get(dev.ifindex) ?? []) rows.push({ dev, ...a });
+    }
+    return rows;
+  }
+
+  /** /proc/net/if_inet6, formatted like if6_seq_show: "%pi6 %02x %02x %02x %02x %8s". */
+  private procIfInet6(): SimFile {
+    const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+    return attr(() =>
+      this.ipv6Rows()
+        .map((r) => `${ipv6Hex(r.address)} ${hex2(r.dev.ifindex)} ${hex2(r.prefixLength)} ${hex2(ipv6Scope(r.address))} 80 ${r.dev.name.padStart(8)}\n`)
+        .join(''),
+    );
   }
 
   private entriesOf(node: SimDir, physicalPath: string): Map<string, SimNode> {
@@ -304,4 +416,30 @@ export class SimHost implements Host {
     }
     return { node: stack.at(-1)?.node ?? rootNode, path: '/' + stack.map((s) => s.name).join('/') };
   }
+}
+
+/** The 32 hex digits %pi6 prints. */
+function ipv6Hex(address: string): string {
+  const [head = '', tail] = address.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return groups.map((g) => g.padStart(4, '0')).join('').toLowerCase();
+}
+
+/** ipv6_addr_scope as if_inet6 shows it: 0x10 host, 0x20 link, 0x40 site, 0x00 global. */
+function ipv6Scope(address: string): number {
+  const hex = ipv6Hex(address);
+  if (hex === '0'.repeat(31) + '1') return 0x10;
+  const first10 = parseInt(hex.slice(0, 3), 16) >> 2;
+  if (first10 === 0x3fa) return 0x20;
+  if (first10 === 0x3fb) return 0x40;
+  return 0x00;
+}
+
+/** The link-local address the kernel derives from a MAC (EUI-64, universal/local bit flipped). */
+function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const word = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return `fe80::${word(b[0]! ^ 0x02, b[1]!)}:${word(b[2]!, 0xff)}:${word(0xfe, b[3]!)}:${word(b[4]!, b[5]!)}`;
 }

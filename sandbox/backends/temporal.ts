@@ -35,7 +35,22 @@ const DYNAMIC_CONFIG = [
   'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
 ];
 
+/**
+ * Free ports are picked, released and then bound by the server, and the dev
+ * server picks more ports of its own: another process can take one in
+ * between. A start that fails that way is tried again on fresh ports.
+ */
 export async function startTemporal(opts: TemporalOptions = {}): Promise<TemporalServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTemporalOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes('process exited')) throw err;
+    }
+  }
+}
+
+async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer> {
   const namespace = opts.namespace ?? 'default';
   const [port, uiPort] = [await freePort(), await freePort()];
   const address = `127.0.0.1:${port}`;

@@ -15,10 +15,12 @@ import { makeJsonLogger } from '../../workers/logger.js';
 import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
 import { startWatcher, type Watcher } from '../../watcher/watcher.js';
 import type { EntityOptions } from '../../workflows/entity-state.js';
+import type { DevicePluginOptions } from '../../workflows/device-plugin-node.js';
 import { makeEc2Client, randomAccountId } from '../../sandbox/ec2/client.js';
 import { FaultProxyClient } from '../../sandbox/ec2/fault-client.js';
 import { seedWorld, type World } from '../../sandbox/ec2/seed.js';
 import { registerNodes } from '../../sandbox/kube-nodes.js';
+import { startFakeKubelet } from '../../sandbox/fake-kubelet.js';
 import { createSimulatedNode, type SimulatedNode } from '../../sandbox/simulated-node.js';
 import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js';
 
@@ -27,6 +29,16 @@ export const TEST_ENTITY_OPTIONS: Partial<EntityOptions> = {
   detachTimeoutMs: 3000,
   nodeAgentStartTimeoutMs: 8000,
   failureBackoffSeconds: 600,
+};
+
+export const TEST_DEVICE_PLUGIN_OPTIONS: DevicePluginOptions = {
+  namespaces: ['kube-system', 'sriov-network-operator', 'default'],
+  labelSelectors: ['app=sriovdp', 'name=sriov-device-plugin', 'app=sriov-device-plugin'],
+  debounceMs: 500,
+  maxDelayMs: 5000,
+  nodeAgentStartTimeoutMs: 8000,
+  restartTimeoutMs: 30_000,
+  maxHistoryLength: 2000,
 };
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -64,12 +76,22 @@ export interface TestCluster {
   getNodeEni(name: string): Promise<NodeENIObject | undefined>;
   deleteNodeEni(name: string): Promise<void>;
   labelNode(node: string, labels: Record<string, string | null>): Promise<void>;
+  /** Stops node i's agent worker (as a killed agent would), and starts a fresh one on the same host. */
+  stopAgent(i: number): Promise<void>;
+  startAgent(i: number): Promise<void>;
   dispose(): Promise<void>;
+}
+
+export interface DevicePluginPod {
+  namespace: string;
+  labels: Record<string, string>;
 }
 
 export interface ClusterOptions {
   /** moto account; a fresh random one by default. */
   account?: string;
+  /** Per node: where its SR-IOV device plugin pod runs (a fake kubelet serves it), or undefined for none. */
+  devicePlugins?: Array<DevicePluginPod | undefined>;
   entityOptions?: Partial<EntityOptions>;
   controlWorker?: boolean;
   watcher?: boolean;
@@ -101,7 +123,23 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const fault = new FaultProxyClient(backends.ec2Endpoint);
   const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
 
-  const agents = await startWorkers(connection, backends.temporalNamespace, nodes.map((n) => nodeAgentWorkerSpec({ host: n.host, nodeName: n.name })));
+  const agents: Array<RunningWorkers | undefined> = [];
+  const startAgent = async (i: number) => {
+    const n = nodes[i]!;
+    agents[i] ??= await startWorkers(connection, backends.temporalNamespace, [nodeAgentWorkerSpec({ host: n.host, nodeName: n.name })]);
+  };
+  const stopAgent = async (i: number) => {
+    const a = agents[i];
+    agents[i] = undefined;
+    if (a) for (const w of a.workers) w.shutdown();
+    await a?.done;
+  };
+  for (let i = 0; i < nodes.length; i++) await startAgent(i);
+  const kubelets = await Promise.all(
+    (opts.devicePlugins ?? []).map((pod, i) =>
+      pod ? startFakeKubelet({ kc, nodeName: nodes[i]!.name, host: nodes[i]!.host, namespace: pod.namespace, labels: pod.labels, pollMs: 200 }) : undefined,
+    ),
+  );
   let control: RunningWorkers | undefined;
   let watcher: Watcher | undefined;
 
@@ -110,7 +148,10 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     async startControlWorker() {
       if (control) return;
       control = await startWorkers(connection, backends.temporalNamespace, [
-        controlWorkerSpec({ taskQueue, ec2, kc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200 }),
+        controlWorkerSpec({
+          taskQueue, ec2, kc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200,
+          devicePlugin: { ...TEST_DEVICE_PLUGIN_OPTIONS, configMap: { namespace: 'default', name: `sriovdp-config-${runId}` } },
+        }),
       ]);
     },
     async stopControlWorker() {
@@ -158,11 +199,13 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
       current.metadata!.labels = next;
       await core.replaceNode({ name: node, body: current });
     },
+    startAgent,
+    stopAgent,
     async dispose() {
       await cluster.stopWatcher();
       await cluster.stopControlWorker();
-      for (const w of agents.workers) w.shutdown();
-      await agents.done;
+      for (let i = 0; i < nodes.length; i++) await stopAgent(i);
+      for (const k of kubelets) await k?.stop();
       for (const n of nodes) await n.stop();
       await connection.close();
       await clientConnection.close();
