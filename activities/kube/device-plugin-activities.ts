@@ -3,9 +3,10 @@
 // reloads), and verify the result. The original deleted the pod and returned
 // at once; here we wait for a replacement pod (new UID) to be Ready and for
 // node.status.allocatable to show what the config promises.
-import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { httpCode, toKubeFailure } from './errors.js';
 import { parseResourceName } from '../../common/device-plugin.js';
 
 /** Where device plugin pods live in the common deployments (seed 001, plus upstream's `app=sriovdp`). */
@@ -125,18 +126,6 @@ export function allocatableMismatches(allocatable: Record<string, string>, expec
 
 function isReady(pod: V1Pod): boolean {
   return !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-}
-
-function httpCode(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
-
-/** Same mapping as the other Kubernetes activities: 4xx other than conflict/throttle are final. */
-function toKubeFailure(err: unknown, context: string): ApplicationFailure {
-  const code = httpCode(err);
-  const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
-  const retryable = code === undefined || code >= 500 || code === 409 || code === 429;
-  return ApplicationFailure.create({ type: code ? `KubeHTTP${code}` : 'KubeUnreachable', message, nonRetryable: !retryable });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

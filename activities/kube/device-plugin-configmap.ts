@@ -2,7 +2,7 @@
 // upstream plugin DaemonSet mounts one, with one key per node and
 // `--config-file=/etc/pcidp/$(NODE_NAME)`.
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { ApplicationFailure } from '@temporalio/common';
+import { toKubeFailure } from './errors.js';
 import { serializeDevicePluginConfig, type DevicePluginConfig } from '../../common/device-plugin.js';
 
 export interface ConfigMapRef {
@@ -28,12 +28,7 @@ export function createDevicePluginConfigMapActivities({ kc }: { kc: KubeConfig }
           await core.createNamespacedConfigMap({ namespace: input.namespace, body: { metadata: { name: input.name, namespace: input.namespace }, data: { [input.nodeName]: data } } });
           return { changed: true };
         }
-        const code = err instanceof ApiException ? err.code : undefined;
-        throw ApplicationFailure.create({
-          type: code ? `KubeHTTP${code}` : 'KubeUnreachable',
-          message: `ConfigMap ${input.namespace}/${input.name}: ${err instanceof Error ? err.message : String(err)}`,
-          nonRetryable: code !== undefined && code < 500 && code !== 409 && code !== 429,
-        });
+        throw toKubeFailure(err, `ConfigMap ${input.namespace}/${input.name}`);
       }
     },
   };

@@ -1,15 +1,14 @@
 // Kubernetes activities: observe a NodeENI and its nodes, write its status
 // (the entity workflow is the single writer), manage the finalizer, record Events.
 import {
-  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { ApplicationFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
+import { httpCode, kubeCall, toKubeFailure } from './errors.js';
 import { isDeepStrictEqual } from 'node:util';
 import { API_GROUP, API_VERSION, FINALIZER, NODEENI_KIND, NODEENI_PLURAL } from '../../common/names.js';
 import type { NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
@@ -38,26 +37,6 @@ export interface EventInput {
 
 const EVENT_NAMESPACE = 'default';
 const REPORTING_CONTROLLER = 'nodeeni.networking.k8s.aws/controller';
-
-function httpCode(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
-
-/** API errors become Temporal failures: 4xx other than conflict/throttle are not worth retrying. */
-function toKubeFailure(err: unknown, context: string): ApplicationFailure {
-  const code = httpCode(err);
-  const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
-  const retryable = code === undefined || code >= 500 || code === 409 || code === 429;
-  return ApplicationFailure.create({ type: code ? `KubeHTTP${code}` : 'KubeUnreachable', message, nonRetryable: !retryable });
-}
-
-async function kubeCall<T>(context: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw toKubeFailure(err, context);
-  }
-}
 
 export function createKubeActivities({ kc }: { kc: KubeConfig }) {
   const custom = kc.makeApiClient(CustomObjectsApi);
