@@ -90,6 +90,10 @@ export interface DevicePluginPod {
 export interface ClusterOptions {
   /** moto account; a fresh random one by default. */
   account?: string;
+  /** The servers to use; the test run's shared ones by default (benchmarks pass their own). */
+  backends?: ProvidedBackends;
+  /** EC2 instances, one node each (3 by default: two in zone a, one in zone b). */
+  instances?: number;
   /** Per node: where its SR-IOV device plugin pod runs (a fake kubelet serves it), or undefined for none. */
   devicePlugins?: Array<DevicePluginPod | undefined>;
   entityOptions?: Partial<EntityOptions>;
@@ -99,12 +103,12 @@ export interface ClusterOptions {
 
 export async function createTestCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
   installRuntime({ logLevel: 'WARN' });
-  const backends = getBackends();
+  const backends = opts.backends ?? getBackends();
   const runId = `t${randomBytes(3).toString('hex')}`;
   const account = opts.account ?? randomAccountId();
   const taskQueue = `control-${runId}`;
   const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
-  const world = await seedWorld(ec2, { instances: 3 });
+  const world = await seedWorld(ec2, { instances: opts.instances ?? 3 });
   const kc = kubeConfigFor(backends);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
