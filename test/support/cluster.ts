@@ -109,6 +109,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const taskQueue = `control-${runId}`;
   const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
   const world = await seedWorld(ec2, { instances: opts.instances ?? 3 });
+  const platformEc2 = makeEc2Client({ endpoint: backends.motoEndpoint, account, maxAttempts: 3 });
   const kc = kubeConfigFor(backends);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -116,7 +117,8 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const nodes: TestNode[] = [];
   for (const [i, inst] of world.instances.entries()) {
     const name = `${runId}-node-${i}`;
-    const sim = await createSimulatedNode({ ec2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200 });
+    // The simulated instances watch moto directly: their polling is the platform's, not the system's EC2 traffic.
+    const sim = await createSimulatedNode({ ec2: platformEc2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200 });
     nodes.push({ ...sim, name });
   }
   await registerNodes(kc, world.instances.map((inst, i) => ({ name: nodes[i]!.name, instanceId: inst.id, az: inst.az, labels: { 'nodeeni-test': runId } })));
