@@ -1,6 +1,6 @@
 // An in-memory host that behaves like a Linux EC2 node for everything the node
-// agent touches. It models kernel objects (PciBus, NetStack, VfioModel, later
-// resctrl and cgroups) and renders /sys and /proc from them on every lookup; writes go
+// agent touches. It models kernel objects (PciBus, NetStack, VfioModel,
+// ResctrlModel, CgroupModel, ProcessTable) and renders /sys and /proc from them on every lookup; writes go
 // to the same store handlers the kernel would run. Paths resolve like the
 // VFS: symlinks followed (relative to the link's directory, 40 hops at most),
 // ENOENT/ENOTDIR/EISDIR/EACCES/EPERM where the kernel gives them.
@@ -12,9 +12,12 @@
 import { isIPv6 } from 'node:net';
 import { errnoError, validateHostPath, validateWriteData, type ErrnoError, type Host } from '../host.js';
 import { enaDriver, ENA_DEVICE_IDS, PCI_CLASS_ETHERNET, PCI_VENDOR_AMAZON, pciStubDriver, slotInterfaceName } from './drivers.js';
+import { CGROUP_MOUNT, CgroupModel, type CgroupDriver, type CgroupSnapshot, type ContainerSpec, type QosClass } from './cgroup.js';
 import { KernelError } from './errors.js';
 import { ARPHRD_LOOPBACK, IFF, NetStack, type NetDevice, type RouteSpec } from './net.js';
 import { PciBus, pciAddress, type PciDevice, type PciDriver } from './pci.js';
+import { procPidEntries, ProcessTable } from './procs.js';
+import { RESCTRL_MOUNT, ResctrlModel, type MonValues, type ResctrlOptions, type ResctrlSnapshot } from './resctrl.js';
 import { VfioModel, type VfioSnapshot } from './vfio.js';
 import { attr, dir, TmpfsDir, type SimDir, type SimFile, type SimNode } from './vfs.js';
 
@@ -41,6 +44,30 @@ export interface SimHostOptions {
   noiommuSupported?: boolean;
   /** A device that ena probes again keeps the kernel's ethN name (udev does not rename it back), e.g. ens6 → eth0. */
   renameOnRebind?: boolean;
+  /** The CPU has RDT: resctrl exists (mounted at /sys/fs/resctrl unless `mounted: false`). Absent: no RDT at all. */
+  resctrl?: ResctrlOptions;
+  /** The kubelet's cgroup driver, which decides the kubepods naming (default systemd). */
+  cgroupDriver?: CgroupDriver;
+  /** cgroup.procs/cgroup.threads list every entry twice (what a reader racing migrations can see). */
+  cgroupListDuplicates?: boolean;
+}
+
+export interface SpawnOptions {
+  pid?: number;
+  /** Threads including the main one (default 1). */
+  threads?: number;
+  /** Host path of the cgroup (under /sys/fs/cgroup); default the parent's. */
+  cgroup?: string;
+  comm?: string;
+  /** A TID that forks the new process (it inherits that thread's cgroup and resctrl group). */
+  parent?: number;
+}
+
+export interface SimProcessSnapshot {
+  pid: number;
+  tids: number[];
+  cgroup: string;
+  comm: string;
 }
 
 export interface HotplugResult {
@@ -57,6 +84,10 @@ export interface SimSnapshot {
   /** vfio state: IOMMU groups with their /dev/vfio node, the no-IOMMU parameter, devices held open. */
   vfio: VfioSnapshot;
   ipv6Addresses: Array<{ interfaceName: string; address: string; prefixLength: number }>;
+  /** null when the CPU has no RDT. */
+  resctrl: ResctrlSnapshot | null;
+  cgroups: CgroupSnapshot[];
+  processes: SimProcessSnapshot[];
 }
 
 type Provider = () => Record<string, SimNode | undefined>;
@@ -71,6 +102,9 @@ export class SimHost implements Host {
   readonly pci = new PciBus();
   readonly net = new NetStack();
   readonly vfio: VfioModel;
+  readonly procs = new ProcessTable();
+  readonly cgroups: CgroupModel;
+  readonly resctrl: ResctrlModel | undefined;
   private readonly tmpfs = new TmpfsDir();
   private readonly contributions = new Map<string, Provider[]>();
   private readonly injectedWriteFailures = new Map<string, string[]>();
@@ -83,6 +117,9 @@ export class SimHost implements Host {
   constructor(opts: SimHostOptions = {}) {
     this.renameOnRebind = opts.renameOnRebind ?? false;
     this.vfio = new VfioModel(this.pci, { iommu: opts.iommu ?? false, noiommuSupported: opts.noiommuSupported ?? true });
+    this.cgroups = new CgroupModel(this.procs, { driver: opts.cgroupDriver ?? 'systemd', listDuplicates: opts.cgroupListDuplicates ?? false });
+    this.resctrl = opts.resctrl ? new ResctrlModel(this.procs, opts.resctrl) : undefined;
+    this.procs.spawn({ pid: 1, cgroup: '/init.scope', comm: 'systemd' });
     for (const name of ['etc', 'run', 'tmp', 'dev', 'var']) this.tmpfs.mkdir(name);
     for (const [p, data] of Object.entries(opts.files ?? {})) this.tmpfs.seed(validateHostPath(p).slice(1).split('/'), data);
 
@@ -100,6 +137,11 @@ export class SimHost implements Host {
     const procfs = dir(() => ({ net: dir(() => ({ route: this.net.procRouteFile(), if_inet6: this.procIfInet6() })) }));
     this.addEntries('/', () => ({ sys: sysfs, proc: procfs }));
     this.addEntries('/dev', () => ({ vfio: this.vfio.devDir() }));
+    this.addEntries('/sys/fs', () => ({ cgroup: this.cgroups.rootDir(), resctrl: this.resctrl?.mountPointDir() }));
+    this.addEntries('/proc', () => ({
+      mounts: attr(() => this.procMounts()),
+      ...procPidEntries(this.procs, (tid) => ({ cpu_resctrl_groups: this.resctrl ? attr(() => this.resctrl!.procGroupsText(tid)) : undefined })),
+    }));
 
     const interfaceName = (dev: PciDevice) => this.enaInterfaceName(dev);
     this.pci.loadDriver(enaDriver(this.net, opts.enaMaxMtu === undefined ? { interfaceName } : { maxMtu: opts.enaMaxMtu, interfaceName }));
@@ -262,6 +304,85 @@ export class SimHost implements Host {
     this.net.addRoute(route);
   }
 
+  /** A process starts in a cgroup (from outside, e.g. runc exec: root resctrl group) or forks from `parent`. */
+  spawn(opts: SpawnOptions): { pid: number; tids: number[] } {
+    const parent = opts.parent === undefined ? undefined : this.procs.ownerOf(opts.parent);
+    if (opts.parent !== undefined && !parent) throw new Error(`no thread ${opts.parent}`);
+    const cgroup = opts.cgroup === undefined ? parent?.cgroup : this.cgroupRel(opts.cgroup);
+    if (cgroup === undefined) throw new Error('spawn needs a cgroup or a parent');
+    const proc = this.procs.spawn({
+      cgroup,
+      ...(opts.pid === undefined ? {} : { pid: opts.pid }),
+      ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+      ...(opts.comm === undefined ? {} : { comm: opts.comm }),
+      ...(opts.parent === undefined ? {} : { parentTid: opts.parent }),
+    });
+    return { pid: proc.pid, tids: [...proc.tids] };
+  }
+
+  /** A thread of `pid` (created by `fromTid`, default the main thread) starts; it inherits that thread's resctrl group. */
+  addThread(pid: number, fromTid?: number): number {
+    return this.procs.addThread(pid, fromTid);
+  }
+
+  exitThread(tid: number): void {
+    this.procs.exitThread(tid);
+  }
+
+  /** The process exits: its TIDs vanish from /proc, cgroups and resctrl (later tasks writes are ESRCH). */
+  exit(pid: number): void {
+    this.procs.exit(pid);
+  }
+
+  /** The thread that issues this host's writes (what pid 0 means in tasks/cgroup.procs). */
+  setCurrentTask(tid: number | undefined): void {
+    this.procs.setCurrent(tid);
+  }
+
+  /** The kubelet and runtime create a container's cgroup (and its pod's); returns its host path. */
+  addContainer(spec: ContainerSpec): string {
+    return CGROUP_MOUNT + this.cgroups.addContainer(spec);
+  }
+
+  /** The container's processes exit and its cgroup is removed; returns the removed host path. */
+  removeContainer(containerId: string): string {
+    return CGROUP_MOUNT + this.cgroups.removeContainer(containerId);
+  }
+
+  removePod(podUid: string, qos: QosClass): void {
+    this.cgroups.removePod(podUid, qos);
+  }
+
+  setCgroupListDuplicates(on: boolean): void {
+    this.cgroups.setListDuplicates(on);
+  }
+
+  /** Script a resctrl group's own counters (`groupPath` e.g. /sys/fs/resctrl/mon_groups/pod_x) in one L3 domain. */
+  setMonData(groupPath: string, values: MonValues, domain = 0): void {
+    this.requireResctrl().setMonData(this.resctrlRel(groupPath), values, domain);
+  }
+
+  /** Freed RMIDs leave limbo (all by default); returns them. */
+  drainLimbo(count?: number): number[] {
+    const model = this.requireResctrl();
+    return count === undefined ? model.drainLimbo() : model.drainLimbo(count);
+  }
+
+  /** A runtime restarting with an rdt_config_file deletes control groups not in `keepNames` and empty MON groups; returns removed host paths. */
+  runtimeDeletesUnknownGroups(keepNames: readonly string[]): string[] {
+    return this.requireResctrl()
+      .runtimeDeletesUnknownGroups(keepNames)
+      .map((rel) => `${RESCTRL_MOUNT}/${rel}`);
+  }
+
+  mountResctrl(opts: { limbo?: number } = {}): void {
+    this.requireResctrl().mount(opts.limbo ?? 0);
+  }
+
+  unmountResctrl(): void {
+    this.requireResctrl().unmount();
+  }
+
   snapshot(): SimSnapshot {
     const interfaceOf = (address: string) => this.net.list().find((n) => n.pciAddress === address)?.name ?? null;
     return {
@@ -289,10 +410,47 @@ export class SimHost implements Host {
       routes: this.net.listRoutes(),
       vfio: this.vfio.snapshot(),
       ipv6Addresses: this.ipv6Rows().map((r) => ({ interfaceName: r.dev.name, address: r.address, prefixLength: r.prefixLength })),
+      resctrl: this.resctrl?.snapshot() ?? null,
+      cgroups: this.cgroups.snapshot(),
+      processes: this.procs.list().map((p) => ({ pid: p.pid, tids: [...p.tids], cgroup: p.cgroup === '/' ? CGROUP_MOUNT : CGROUP_MOUNT + p.cgroup, comm: p.comm })),
     };
   }
 
   // ---- internals ----
+
+  /** /proc/mounts: the root fs, sysfs, procfs, tmpfs /run, cgroup2, and resctrl while mounted. */
+  private procMounts(): string {
+    const lines = [
+      '/dev/nvme0n1p1 / xfs rw,noatime,attr2,inode64,logbufs=8,logbsize=32k,noquota 0 0',
+      'sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0',
+      'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0',
+      'tmpfs /run tmpfs rw,nosuid,nodev,size=3255864k,nr_inodes=819200,mode=755,inode64 0 0',
+      'cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0',
+    ];
+    if (this.resctrl?.isMounted) lines.push(`resctrl ${RESCTRL_MOUNT} resctrl rw,relatime 0 0`);
+    return lines.map((l) => `${l}\n`).join('');
+  }
+
+  private requireResctrl(): ResctrlModel {
+    if (!this.resctrl) throw new Error('this SimHost has no RDT (construct it with the resctrl option)');
+    return this.resctrl;
+  }
+
+  /** '/sys/fs/resctrl/mon_groups/x' → 'mon_groups/x'. */
+  private resctrlRel(groupPath: string): string {
+    validateHostPath(groupPath);
+    if (groupPath === RESCTRL_MOUNT) return '';
+    if (!groupPath.startsWith(RESCTRL_MOUNT + '/')) throw new Error(`${groupPath} is not under ${RESCTRL_MOUNT}`);
+    return groupPath.slice(RESCTRL_MOUNT.length + 1);
+  }
+
+  /** '/sys/fs/cgroup/a/b' → '/a/b', which must exist. */
+  private cgroupRel(cgroupPath: string): string {
+    validateHostPath(cgroupPath);
+    const rel = cgroupPath === CGROUP_MOUNT ? '/' : cgroupPath.startsWith(CGROUP_MOUNT + '/') ? cgroupPath.slice(CGROUP_MOUNT.length) : undefined;
+    if (rel === undefined || !this.cgroups.has(rel)) throw new Error(`no cgroup ${cgroupPath}`);
+    return rel;
+  }
 
   private createPrimary(primary: PrimaryInterfaceOptions): void {
     const { interfaceName } = this.hotplugEna({ macAddress: primary.macAddress, slot: primary.slot ?? 5 });
