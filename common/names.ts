@@ -60,3 +60,8 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export function devicePluginWorkflowId(nodeName: string): string {
   return `deviceplugin/${nodeName}`;
 }
+
+/** One resctrl workflow per node: the per-pod groups of that node's pods. */
+export function resctrlWorkflowId(nodeName: string): string {
+  return `resctrl/${nodeName}`;
+}

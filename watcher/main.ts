@@ -25,6 +25,16 @@ const watcher = await startWatcher({
     nodeAgentStartTimeoutMs: config.NODE_AGENT_START_TIMEOUT_SECONDS * 1000,
     failureBackoffSeconds: config.FAILURE_BACKOFF_SECONDS,
   },
+  resctrl: config.RESCTRL_ENABLED
+    ? {
+        groupPrefix: config.RESCTRL_GROUP_PREFIX,
+        cleanupOnStart: config.RESCTRL_CLEANUP_ON_START,
+        mode: config.RESCTRL_MODE,
+        resyncSeconds: config.RESCTRL_RESYNC_SECONDS,
+        nodeAgentStartTimeoutMs: config.NODE_AGENT_START_TIMEOUT_SECONDS * 1000,
+        maxHistoryLength: 5000,
+      }
+    : undefined,
   logger,
 });
 shutdownOnSignals(logger, async () => {

@@ -15,15 +15,18 @@ import {
   type KubernetesObject,
   type ObjectCache,
   type V1Node,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { API_GROUP, API_VERSION, entityWorkflowId, FINALIZER, NODEENI_PLURAL } from '../common/names.js';
+import { API_GROUP, API_VERSION, entityWorkflowId, FINALIZER, NODEENI_PLURAL, resctrlWorkflowId } from '../common/names.js';
 import { SA_NODEENI } from '../common/search-attributes.js';
 import type { NodeENIObject } from '../common/types.js';
 import { selectorMatches } from '../activities/kube/node-identity.js';
 import type { EntityOptions } from '../workflows/entity-state.js';
 import { reconcileSignal } from '../workflows/messages.js';
 import type { nodeEniEntity } from '../workflows/nodeeni-entity.js';
+import { podsChangedSignal, type ResctrlOptions } from '../workflows/resctrl-messages.js';
+import type { resctrlNode } from '../workflows/resctrl-node.js';
 
 export interface WatcherLogger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -38,6 +41,8 @@ export interface WatcherOptions {
   entityOptions?: Partial<EntityOptions>;
   /** Only NodeENIs with these labels (sharding several controllers over one cluster). */
   nodeEniLabelSelector?: string;
+  /** When set, pods are watched too and each node's resctrl workflow is kept informed. */
+  resctrl?: ResctrlOptions;
   logger: WatcherLogger;
 }
 
@@ -158,9 +163,40 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
   nodeInformer.on('update', (n) => onNode(n, false));
   nodeInformer.on('delete', (n) => onNode(n, true));
 
+  // Pods: only what resctrl cares about (containers starting/stopping, the pod going).
+  const seenPods = new Map<string, string>();
+  const podInformer = opts.resctrl ? makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces()) : undefined;
+  async function pokeResctrl(nodeName: string, why: string): Promise<void> {
+    try {
+      await client.workflow.signalWithStart<typeof resctrlNode, []>('resctrlNode', {
+        workflowId: resctrlWorkflowId(nodeName),
+        taskQueue: opts.taskQueue,
+        args: [{ nodeName, options: opts.resctrl! }],
+        signal: podsChangedSignal,
+        signalArgs: [],
+        staticSummary: `resctrl groups of the pods on node ${nodeName}`,
+      });
+    } catch (err) {
+      logger.error('could not signal resctrl workflow', { node: nodeName, why, error: String(err) });
+    }
+  }
+  function onPod(pod: V1Pod, deleted: boolean) {
+    const nodeName = pod.spec?.nodeName;
+    const uid = pod.metadata?.uid ?? '';
+    if (!nodeName) return;
+    const fp = JSON.stringify([pod.status?.phase, pod.metadata?.deletionTimestamp ?? null, (pod.status?.containerStatuses ?? []).map((c) => [c.containerID, !!c.state?.running]), (pod.status?.ephemeralContainerStatuses ?? []).map((c) => [c.containerID, !!c.state?.running])]);
+    if (!deleted && seenPods.get(uid) === fp) return;
+    if (deleted) seenPods.delete(uid);
+    else seenPods.set(uid, fp);
+    void pokeResctrl(nodeName, `pod ${pod.metadata?.namespace}/${pod.metadata?.name} ${deleted ? 'deleted' : 'changed'}`);
+  }
+  podInformer?.on('add', (p) => onPod(p, false));
+  podInformer?.on('update', (p) => onPod(p, false));
+  podInformer?.on('delete', (p) => onPod(p, true));
+
   // client-node informers stop on a watch error; restart them after a pause.
-  const restartOnError = (inf: Informer<never> | Informer<NodeENIItem> | Informer<V1Node>, what: string) => {
-    (inf as Informer<KubernetesObject>).on('error', (err) => {
+  const restartOnError = <T extends KubernetesObject>(inf: Informer<T>, what: string) => {
+    inf.on('error', (err) => {
       if (stopped) return;
       logger.warn(`${what} informer error; restarting`, { error: String(err) });
       setTimeout(() => { if (!stopped) void inf.start(); }, 2000);
@@ -168,16 +204,18 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
   };
   restartOnError(nodeEniInformer, 'NodeENI');
   restartOnError(nodeInformer, 'Node');
+  if (podInformer) restartOnError(podInformer, 'Pod');
 
   // NodeENIs first, so the node informer's initial adds find them in the cache.
   await nodeEniInformer.start();
   await nodeInformer.start();
+  await podInformer?.start();
   logger.info('watcher started', { taskQueue: opts.taskQueue });
 
   return {
     async stop() {
       stopped = true;
-      await Promise.all([nodeEniInformer.stop(), nodeInformer.stop()]);
+      await Promise.all([nodeEniInformer.stop(), nodeInformer.stop(), podInformer?.stop()]);
     },
   };
 }

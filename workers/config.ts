@@ -55,6 +55,13 @@ export const watcherConfigSchema = z.object({
   DETACH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   NODE_AGENT_START_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   FAILURE_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /** Per-pod resctrl groups (seed 004): watch pods and keep one group per pod on every node. */
+  RESCTRL_ENABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
+  RESCTRL_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and -, at most 32').default('pod_'),
+  RESCTRL_CLEANUP_ON_START: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true').transform((v) => v === 'true'),
+  /** monitor: a monitoring group per pod (RMIDs); control: a control group per pod (CLOSIDs, allocation). */
+  RESCTRL_MODE: z.enum(['monitor', 'control']).default('monitor'),
+  RESCTRL_RESYNC_SECONDS: z.coerce.number().int().min(1).max(3600).default(10),
 });
 
 const absoluteExistingDir = z

@@ -5,6 +5,7 @@ import { createEc2Activities } from '../activities/ec2/ec2-activities.js';
 import { createKubeActivities } from '../activities/kube/kube-activities.js';
 import { createDevicePluginKubeActivities } from '../activities/kube/device-plugin-activities.js';
 import { createDevicePluginConfigMapActivities } from '../activities/kube/device-plugin-configmap.js';
+import { createPodActivities } from '../activities/kube/pod-activities.js';
 import { createDevicePluginStarter } from '../activities/temporal/device-plugin-starter.js';
 import type { DevicePluginOptions } from '../workflows/device-plugin-node.js';
 import type { WorkerSpec } from './bootstrap.js';
@@ -30,6 +31,7 @@ export function controlWorkerSpec(deps: ControlWorkerDeps): WorkerSpec {
       ...createKubeActivities({ kc: deps.kc }),
       ...createDevicePluginKubeActivities({ kc: deps.kc }),
       ...createDevicePluginConfigMapActivities({ kc: deps.kc }),
+      ...createPodActivities({ kc: deps.kc }),
       ...createDevicePluginStarter({ taskQueue: deps.taskQueue, options: deps.devicePlugin }),
     },
   };

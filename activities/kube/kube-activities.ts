@@ -7,8 +7,8 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { createHash } from 'node:crypto';
 import { httpCode, kubeCall, toKubeFailure } from './errors.js';
+import { createEvent } from './events.js';
 import { isDeepStrictEqual } from 'node:util';
 import { API_GROUP, API_VERSION, FINALIZER, NODEENI_KIND, NODEENI_PLURAL } from '../../common/names.js';
 import type { NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
@@ -36,7 +36,6 @@ export interface EventInput {
 }
 
 const EVENT_NAMESPACE = 'default';
-const REPORTING_CONTROLLER = 'nodeeni.networking.k8s.aws/controller';
 
 export function createKubeActivities({ kc }: { kc: KubeConfig }) {
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -103,29 +102,11 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
     },
 
     async recordEvent(input: EventInput): Promise<void> {
-      const now = new Date();
-      try {
-        await core.createNamespacedEvent({
-          namespace: EVENT_NAMESPACE,
-          body: {
-            metadata: { name: `${input.name.slice(0, 200)}.${createHash('sha256').update(input.eventId).digest('hex').slice(0, 20)}`, namespace: EVENT_NAMESPACE },
-            involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: NODEENI_KIND, name: input.name, uid: input.uid },
-            type: input.type,
-            reason: input.reason,
-            message: input.message.slice(0, 1024),
-            source: { component: 'nodeeni-controller' },
-            reportingComponent: REPORTING_CONTROLLER,
-            reportingInstance: 'nodeeni-controller',
-            action: input.reason,
-            firstTimestamp: now,
-            lastTimestamp: now,
-            count: 1,
-          },
-        });
-      } catch (err) {
-        if (httpCode(err) === 409) return; // created by an earlier attempt of this activity
-        throw toKubeFailure(err, `record Event ${input.reason}`);
-      }
+      await createEvent(core, {
+        namespace: EVENT_NAMESPACE,
+        involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: NODEENI_KIND, name: input.name, uid: input.uid },
+        eventId: input.eventId, type: input.type, reason: input.reason, message: input.message, component: 'nodeeni-controller',
+      });
     },
   };
 }

@@ -3,6 +3,7 @@ import type { Host } from '../../host/host.js';
 import { createInterfaceActivities } from './interface-activities.js';
 import { createDevicePluginActivities } from './device-plugin-activities.js';
 import { createDpdkActivities } from './dpdk-activities.js';
+import { createResctrlActivities } from './resctrl-activities.js';
 import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH } from '../../common/device-plugin.js';
 
 export interface NodeAgentDeps {
@@ -19,6 +20,7 @@ export function createNodeActivities(deps: NodeAgentDeps) {
     ...createInterfaceActivities(deps),
     ...createDevicePluginActivities({ host: deps.host, nodeName: deps.nodeName, configPath: deps.devicePluginConfigPath ?? DEFAULT_DEVICE_PLUGIN_CONFIG_PATH }),
     ...createDpdkActivities({ host: deps.host, nodeName: deps.nodeName, enableNoIommu: deps.enableNoIommu ?? true }),
+    ...createResctrlActivities({ host: deps.host, nodeName: deps.nodeName }),
   };
 }
 

@@ -16,6 +16,8 @@ import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
 import { startWatcher, type Watcher } from '../../watcher/watcher.js';
 import type { EntityOptions } from '../../workflows/entity-state.js';
 import type { DevicePluginOptions } from '../../workflows/device-plugin-node.js';
+import type { ResctrlOptions } from '../../workflows/resctrl-messages.js';
+import type { SimHostOptions } from '../../host/sim/sim-host.js';
 import { makeEc2Client, randomAccountId } from '../../sandbox/ec2/client.js';
 import { FaultProxyClient } from '../../sandbox/ec2/fault-client.js';
 import { seedWorld, type World } from '../../sandbox/ec2/seed.js';
@@ -94,6 +96,8 @@ export interface ClusterOptions {
   backends?: ProvidedBackends;
   /** EC2 instances, one node each (3 by default: two in zone a, one in zone b). */
   instances?: number;
+  /** Watch pods and keep per-pod resctrl groups, with these options; `host` configures every simulated node's resctrl/cgroups. */
+  resctrl?: { options: ResctrlOptions; host?: Pick<SimHostOptions, 'resctrl' | 'cgroupDriver'> };
   /** Per node: where its SR-IOV device plugin pod runs (a fake kubelet serves it), or undefined for none. */
   devicePlugins?: Array<DevicePluginPod | undefined>;
   entityOptions?: Partial<EntityOptions>;
@@ -118,7 +122,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   for (const [i, inst] of world.instances.entries()) {
     const name = `${runId}-node-${i}`;
     // The simulated instances watch moto directly: their polling is the platform's, not the system's EC2 traffic.
-    const sim = await createSimulatedNode({ ec2: platformEc2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200 });
+    const sim = await createSimulatedNode({ ec2: platformEc2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200, host: opts.resctrl?.host });
     nodes.push({ ...sim, name });
   }
   await registerNodes(kc, world.instances.map((inst, i) => ({ name: nodes[i]!.name, instanceId: inst.id, az: inst.az, labels: { 'nodeeni-test': runId } })));
@@ -168,7 +172,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     },
     async startWatcher() {
       watcher ??= await startWatcher({
-        kc, client, taskQueue, entityOptions, nodeEniLabelSelector: `nodeeni-test=${runId}`, logger: makeJsonLogger('WARN'),
+        kc, client, taskQueue, entityOptions, nodeEniLabelSelector: `nodeeni-test=${runId}`, logger: makeJsonLogger('WARN'), resctrl: opts.resctrl?.options,
       });
     },
     async stopWatcher() {

@@ -1,0 +1,141 @@
+// Per-pod resctrl groups (seed 004) end to end: pods on the real API server,
+// the per-node workflow on the real Temporal server, node activities on a
+// simulated host with the kernel's resctrl and cgroup v2 behaviour.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resctrlWorkflowId } from '../common/names.js';
+import type { SimHost } from '../host/sim/sim-host.js';
+import { resctrlStateQuery, type ResctrlOptions } from '../workflows/resctrl-messages.js';
+import type { ResctrlEvent } from '../workflows/resctrl-state.js';
+import { freePort } from '../sandbox/backends/tools.js';
+import { installRuntime } from '../workers/bootstrap.js';
+import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { deletePod, ensureNamespace, runPod, startContainer, type TestPod } from './support/pods.js';
+
+const options: ResctrlOptions = { groupPrefix: 'pod_', cleanupOnStart: true, mode: 'monitor', resyncSeconds: 2, nodeAgentStartTimeoutMs: 8000, maxHistoryLength: 5000 };
+let c: TestCluster;
+let host: SimHost;
+let ns: string;
+let nodeName: string;
+
+let metricsUrl = '';
+beforeAll(async () => {
+  // This process's workers export Prometheus metrics; the resctrl gauges are read back below.
+  const port = await freePort();
+  installRuntime({ logLevel: 'WARN', metricsBindAddress: `127.0.0.1:${port}` });
+  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  // Few RMIDs so capacity is reachable: RMID 0 is the root's, leaving 5 groups.
+  c = await createTestCluster({ resctrl: { options, host: { resctrl: { numRmids: 6 }, cgroupDriver: 'systemd' } } });
+  host = c.nodes[0]!.host;
+  nodeName = c.nodes[0]!.name;
+  ns = `${c.runId}-pods`;
+  await ensureNamespace(c.core, ns);
+});
+afterAll(async () => {
+  await c?.dispose();
+});
+
+const view = () => c.client.workflow.getHandle(resctrlWorkflowId(nodeName)).query(resctrlStateQuery);
+const eventsOf = async (uid: string): Promise<ResctrlEvent[]> => (await view()).events.filter((e) => e.podUid === uid);
+const groupTasks = async (uid: string) => (await host.readFile(`/sys/fs/resctrl/mon_groups/pod_${uid}/tasks`)).trim().split('\n').filter(Boolean).map(Number);
+const threadsOf = (p: TestPod) => p.containers.flatMap((x) => host.snapshot().processes?.filter((pr) => x.pids.includes(pr.pid)).flatMap((pr) => pr.tids) ?? []);
+
+describe('resctrl', () => {
+  it('cleans up only prefixed groups at start, without traversal and without events', async () => {
+    await host.mkdir('/sys/fs/resctrl/mon_groups/pod_stale1');
+    await host.mkdir('/sys/fs/resctrl/mon_groups/other_keep');
+    await host.mkdir('/sys/fs/resctrl/cls');
+    await host.mkdir('/sys/fs/resctrl/cls/mon_groups/pod_inner');
+    const p = await runPod(c.core, host, { namespace: ns, name: 'first', node: nodeName, containers: [{ name: 'app', threads: 2 }] });
+    await eventually('first pod reconciled', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1), 60_000);
+    const groups = await host.readdir('/sys/fs/resctrl/mon_groups');
+    expect(groups).not.toContain('pod_stale1');
+    expect(groups).toContain('other_keep');
+    expect(await host.readdir('/sys/fs/resctrl/cls/mon_groups')).toContain('pod_inner');
+    // Cleanup-only activity emits nothing: every event is about the one live pod.
+    expect((await view()).events.every((e) => e.podUid === p.uid)).toBe(true);
+    await host.rmdir('/sys/fs/resctrl/cls');
+    await host.rmdir('/sys/fs/resctrl/mon_groups/other_keep');
+    await deletePod(c.core, host, p);
+    await eventually('removed', async () => (await eventsOf(p.uid)).some((e) => e.type === 'Removed'));
+    host.drainLimbo(); // the freed RMIDs' cache lines age out
+  });
+
+  it('initial sync: one event with the group, then one when the counts change; every thread assigned', async () => {
+    const p = await runPod(c.core, host, { namespace: ns, name: 'sync', node: nodeName, qos: 'Burstable', containers: [{ name: 'a', threads: 3 }, { name: 'b', threads: 2 }] });
+    await eventually('reconciled 2/2', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 2), 60_000);
+    const path = `/sys/fs/resctrl/mon_groups/pod_${p.uid}`;
+    expect(await eventsOf(p.uid)).toEqual([
+      { type: 'AddOrUpdate', podUid: p.uid, groupState: `Exists(${path})`, totalContainers: 0, reconciledContainers: 0 },
+      { type: 'AddOrUpdate', podUid: p.uid, groupState: `Exists(${path})`, totalContainers: 2, reconciledContainers: 2 },
+    ]);
+    expect((await groupTasks(p.uid)).sort()).toEqual(threadsOf(p).sort());
+
+    // A late container: one event for the new counts.
+    await startContainer(c.core, host, p, { name: 'late', threads: 1 });
+    await eventually('3/3', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 3));
+    // A process exec'd into a container later: picked up by the periodic pass, no event (counts unchanged).
+    const exec = host.spawn({ cgroup: p.containers[0]!.cgroup, threads: 2 });
+    await eventually('exec threads in the group', async () => { const tasks = await groupTasks(p.uid); return exec.tids.every((t) => tasks.includes(t)); }, 20_000);
+    expect((await eventsOf(p.uid)).length).toBe(3);
+
+    // Counters and the group's monitoring data as Prometheus metrics ("Unavailable" is tolerated).
+    host.setMonData(path, { llc_occupancy: 123456, mbm_total_bytes: 1000, mbm_local_bytes: 'Unavailable' });
+    const metrics = await eventually('pod metrics exported', async () => {
+      const text = await (await fetch(metricsUrl)).text();
+      return text.includes(`pod_uid="${p.uid}"`) && /resctrl_pod_llc_occupancy_bytes\{[^}]*\} 123456/.test(text) && text;
+    }, 30_000);
+    expect(metrics).toMatch(new RegExp(`resctrl_pod_total_containers\\{[^}]*pod_uid="${p.uid}"[^}]*\\} 3`));
+    expect(metrics).toMatch(new RegExp(`resctrl_pod_reconciled_containers\\{[^}]*pod_uid="${p.uid}"[^}]*\\} 3`));
+
+    // Kubernetes Events on the pod carry the same sequence.
+    const k8sEvents = await c.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.uid=${p.uid}` });
+    expect(k8sEvents.items.map((e) => e.reason)).toEqual(['ResctrlGroupUpdated', 'ResctrlGroupUpdated', 'ResctrlGroupUpdated']);
+
+    await deletePod(c.core, host, p);
+    await eventually('Removed', async () => (await eventsOf(p.uid)).at(-1)?.type === 'Removed');
+    expect(await host.exists(path)).toBe(false);
+  });
+
+  it('capacity: Failed without a retry loop, EBUSY while RMIDs are in limbo, Exists once capacity returns', async () => {
+    host.drainLimbo(); // RMIDs freed by earlier tests
+    const pods: TestPod[] = [];
+    for (const name of ['cap-a', 'cap-b', 'cap-c', 'cap-d', 'cap-e', 'cap-f']) {
+      pods.push(await runPod(c.core, host, { namespace: ns, name, node: nodeName, containers: [{ name: 'x' }] }));
+    }
+    // RMIDs 1..5 go to five pods; the sixth fails for capacity.
+    const failed = await eventually('one pod Failed, announced', async () => {
+      const v = await view();
+      const f = pods.find((p) => v.state.pods[p.uid]?.group.kind === 'Failed');
+      return f && pods.every((p) => v.state.pods[p.uid]?.announced) && v.events.some((e) => e.podUid === f.uid) && f;
+    }, 60_000);
+    expect((await eventsOf(failed.uid))[0]).toMatchObject({ groupState: 'Failed', totalContainers: 0 });
+    const holder = pods.find((p) => p !== failed)!;
+    await deletePod(c.core, host, holder);
+    await eventually('holder removed', async () => (await eventsOf(holder.uid)).some((e) => e.type === 'Removed'));
+    // Its RMID is in limbo: retries get EBUSY and stay Failed, with no new events.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect((await view()).state.pods[failed.uid]!.group).toMatchObject({ kind: 'Failed', reason: expect.stringMatching(/CapacityLimbo/) });
+    const before = (await eventsOf(failed.uid)).length;
+    host.drainLimbo();
+    const after = await eventually('Exists after the limbo drained, announced', async () => {
+      const events = await eventsOf(failed.uid);
+      return events.length > before && events;
+    }, 30_000);
+    expect(after.slice(before)[0]).toMatchObject({ type: 'AddOrUpdate', groupState: expect.stringMatching(/^Exists/) });
+    for (const p of pods) if (p !== holder) await deletePod(c.core, host, p);
+    await eventually('all removed', async () => Object.keys((await view()).state.pods).length === 0);
+    host.drainLimbo();
+  });
+
+  it('recreates a group the container runtime deleted, and converges after a node agent restart', async () => {
+    const p = await runPod(c.core, host, { namespace: ns, name: 'runtime', node: nodeName, containers: [{ name: 'x', threads: 2 }] });
+    await eventually('reconciled', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1));
+    host.runtimeDeletesUnknownGroups([]);
+    await c.stopAgent(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    await c.startAgent(0);
+    await eventually('group back with every thread', async () => (await host.exists(`/sys/fs/resctrl/mon_groups/pod_${p.uid}`)) && (await groupTasks(p.uid)).length === threadsOf(p).length, 30_000);
+    await deletePod(c.core, host, p);
+    await eventually('removed', async () => (await eventsOf(p.uid)).some((e) => e.type === 'Removed'));
+  });
+});
