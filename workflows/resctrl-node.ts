@@ -21,6 +21,12 @@ export interface ResctrlNodeInput {
 
 
 
+const POD_CONCURRENCY = 8;
+
+async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
 const kube = proxyActivities<PodActivities>({
   startToCloseTimeout: '30s',
   heartbeatTimeout: '10s',
@@ -104,7 +110,8 @@ export async function resctrlNode(input: ResctrlNodeInput): Promise<void> {
       if (pod.group.kind !== 'Failed' || capacityHit) continue;
       capacityHit = !(await ensureGroup(pod));
     }
-    for (const p of live.values()) {
+    // Pods are independent: work on several at once (bounded, to spare the node agent).
+    await inBatches([...live.values()], POD_CONCURRENCY, async (p) => {
       let pod = state.pods[p.uid];
       if (!pod) {
         pod = { uid: p.uid, namespace: p.namespace, name: p.name, group: { kind: 'Failed', reason: 'not created yet' }, containers: {} };
@@ -124,7 +131,7 @@ export async function resctrlNode(input: ResctrlNodeInput): Promise<void> {
         if (mon.mbmTotalBytes !== undefined) gauges.mbmTotal.set(mon.mbmTotalBytes, tags);
         if (mon.mbmLocalBytes !== undefined) gauges.mbmLocal.set(mon.mbmLocalBytes, tags);
       }
-    }
+    });
 
     if (!dirty && workflowInfo().historyLength > options.maxHistoryLength) {
       await condition(allHandlersFinished);
