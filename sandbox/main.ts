@@ -81,7 +81,10 @@ try {
     children.push(p);
   };
   run('control-worker', 'workers/control.ts', { CONTROL_TASK_QUEUE: 'nodeeni-control' });
-  run('watcher', 'watcher/main.ts', { CONTROL_TASK_QUEUE: 'nodeeni-control', CLUSTER_NAME: 'sandbox', DETACH_TIMEOUT_SECONDS: '30', NODE_AGENT_START_TIMEOUT_SECONDS: '30' });
+  run('watcher', 'watcher/main.ts', {
+    CONTROL_TASK_QUEUE: 'nodeeni-control', CLUSTER_NAME: 'sandbox', DETACH_TIMEOUT_SECONDS: '30', NODE_AGENT_START_TIMEOUT_SECONDS: '30',
+    RESCTRL_ENABLED: 'true', RESCTRL_RESYNC_SECONDS: '5',
+  });
   for (const n of nodes) {
     run(`node-agent-${n.name.split('.')[0]}`, 'sandbox/sim-node-agent.ts', { NODE_NAME: n.name, SIM_INSTANCE_ID: n.instanceId, SIM_PRIMARY_MAC: n.primaryMac });
   }
@@ -97,6 +100,7 @@ try {
   say(`nodes:         ${nodes.map((n) => `${n.name} (${n.az}, ${n.instanceId}, ng=${n.labels.ng})`).join(', ')}`);
   say(`try:           KUBECONFIG=${kubeconfig} .tools/venv/bin/kubectl apply -f deploy/examples/01-plain-eni.yaml`);
   say(`               KUBECONFIG=${kubeconfig} .tools/venv/bin/kubectl get nodeenis -w`);
+  say(`               KUBECONFIG=${kubeconfig} .tools/venv/bin/kubectl apply -f deploy/examples/05-resctrl-pod.yaml   (per-pod resctrl group; see its Events)`);
   say(`logs:          ${path.join(dir, 'logs')}/   Ctrl-C stops everything`);
   say('sandbox ready');
 } catch (err) {

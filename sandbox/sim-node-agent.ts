@@ -3,6 +3,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { makeEc2Client } from './ec2/client.js';
 import { startFakeKubelet } from './fake-kubelet.js';
+import { startPodRunner } from './pod-runner.js';
 import { createSimulatedNode } from './simulated-node.js';
 import { runNodeAgent } from '../workers/node-agent-main.js';
 
@@ -16,9 +17,12 @@ const node = await createSimulatedNode({ ec2: makeEc2Client({ endpoint, region: 
 const kc = new KubeConfig();
 kc.loadFromDefault();
 const kubelet = await startFakeKubelet({ kc, nodeName: process.env.NODE_NAME ?? '', host: node.host });
+// …and for every other pod scheduled here: cgroups, processes, Running status.
+const pods = startPodRunner({ kc, nodeName: process.env.NODE_NAME ?? '', host: node.host, skip: (p) => p.metadata?.labels?.app === 'sriovdp' });
 await runNodeAgent({
   host: node.host,
   onStop: async () => {
+    await pods.stop();
     await kubelet.stop();
     await node.stop();
   },

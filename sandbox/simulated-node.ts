@@ -12,7 +12,7 @@ export interface SimulatedNode {
 export async function createSimulatedNode(opts: { ec2: EC2Client; instanceId: string; primaryMac: string; pollMs?: number; host?: Omit<SimHostOptions, 'primary'> }): Promise<SimulatedNode> {
   // Like a typical EC2 instance: no IOMMU, vfio loaded but no-IOMMU mode still off
   // (the agent's preflight switches it on), and udev does not rename a rebound netdev back.
-  const host = new SimHost({ primary: { macAddress: opts.primaryMac }, vfio: true, renameOnRebind: true, ...opts.host });
+  const host = new SimHost({ primary: { macAddress: opts.primaryMac }, vfio: true, renameOnRebind: true, resctrl: {}, ...opts.host });
   const instance = startSimulatedInstance({ host, ec2: opts.ec2, instanceId: opts.instanceId, pollMs: opts.pollMs });
   return { host, stop: () => instance.stop() };
 }

@@ -68,6 +68,13 @@ describe('sandbox', () => {
       [true, 'vfio-pci', 'intel.com/sriov_dpdk_1'],
     ]);
 
+    // A pod on the first node gets its resctrl group, with both containers' threads (seed 004 events on the pod).
+    await kubectl('apply', '-f', path.join(PROJECT_ROOT, 'deploy', 'examples', '05-resctrl-pod.yaml'));
+    await waitUntil('resctrl events on the pod', async () => {
+      const events = JSON.parse((await kubectl('get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=resctrl-demo', '-o', 'json')).stdout) as { items: { reason: string; message: string }[] };
+      return events.items.some((e) => e.reason === 'ResctrlGroupUpdated' && e.message.includes('total_containers: 2, reconciled_containers: 2'));
+    }, { timeoutMs: 60_000, proc: sandbox });
+
     sandbox.child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => sandbox!.child.once('exit', resolve));
     expect(code).toBe(0);
