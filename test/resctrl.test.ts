@@ -1,6 +1,7 @@
 // Per-pod resctrl groups (seed 004) end to end: pods on the real API server,
 // the per-node workflow on the real Temporal server, node activities on a
 // simulated host with the kernel's resctrl and cgroup v2 behaviour.
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resctrlWorkflowId } from '../common/names.js';
 import type { SimHost } from '../host/sim/sim-host.js';
@@ -35,6 +36,18 @@ afterAll(async () => {
 });
 
 const view = () => c.client.workflow.getHandle(resctrlWorkflowId(nodeName)).query(resctrlStateQuery);
+/** How many times the workflow scheduled ensurePodGroup per pod UID, from its history. */
+async function ensureAttempts(): Promise<Map<string, number>> {
+  const history = await c.client.workflow.getHandle(resctrlWorkflowId(nodeName)).fetchHistory();
+  const byUid = new Map<string, number>();
+  for (const e of history.events ?? []) {
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a?.activityType?.name !== 'ensurePodGroup') continue;
+    const [input] = a.input?.payloads?.map((p) => defaultPayloadConverter.fromPayload<{ podUid: string }>(p)) ?? [];
+    if (input) byUid.set(input.podUid, (byUid.get(input.podUid) ?? 0) + 1);
+  }
+  return byUid;
+}
 const eventsOf = async (uid: string): Promise<ResctrlEvent[]> => (await view()).events.filter((e) => e.podUid === uid);
 const groupTasks = async (uid: string) => (await host.readFile(`/sys/fs/resctrl/mon_groups/pod_${uid}/tasks`)).trim().split('\n').filter(Boolean).map(Number);
 const threadsOf = (p: TestPod) => p.containers.flatMap((x) => host.snapshot().processes?.filter((pr) => x.pids.includes(pr.pid)).flatMap((pr) => pr.tids) ?? []);
@@ -99,22 +112,27 @@ describe('resctrl', () => {
   it('capacity: Failed without a retry loop, EBUSY while RMIDs are in limbo, Exists once capacity returns', async () => {
     host.drainLimbo(); // RMIDs freed by earlier tests
     const pods: TestPod[] = [];
-    for (const name of ['cap-a', 'cap-b', 'cap-c', 'cap-d', 'cap-e', 'cap-f']) {
+    for (const name of ['cap-a', 'cap-b', 'cap-c', 'cap-d', 'cap-e', 'cap-f', 'cap-g']) {
       pods.push(await runPod(c.core, host, { namespace: ns, name, node: nodeName, containers: [{ name: 'x' }] }));
     }
-    // RMIDs 1..5 go to five pods; the sixth fails for capacity.
-    const failed = await eventually('one pod Failed, announced', async () => {
+    // RMIDs 1..5 go to five pods; the other two fail for capacity.
+    const [failed, second] = await eventually('two pods Failed, announced', async () => {
       const v = await view();
-      const f = pods.find((p) => v.state.pods[p.uid]?.group.kind === 'Failed');
-      return f && pods.every((p) => v.state.pods[p.uid]?.announced) && v.events.some((e) => e.podUid === f.uid) && f;
+      // retry_all_once walks failed pods in the workflow's order.
+      const f = Object.values(v.state.pods).filter((p) => p.group.kind === 'Failed').map((p) => pods.find((x) => x.uid === p.uid)!);
+      return f.length === 2 && pods.every((p) => v.state.pods[p.uid]?.announced) && f.every((x) => v.events.some((e) => e.podUid === x.uid)) && (f as [TestPod, TestPod]);
     }, 60_000);
     expect((await eventsOf(failed.uid))[0]).toMatchObject({ groupState: 'Failed', totalContainers: 0 });
-    const holder = pods.find((p) => p !== failed)!;
+    const holder = pods.find((p) => p !== failed && p !== second)!;
     await deletePod(c.core, host, holder);
     await eventually('holder removed', async () => (await eventsOf(holder.uid)).some((e) => e.type === 'Removed'));
     // Its RMID is in limbo: retries get EBUSY and stay Failed, with no new events.
     await new Promise((r) => setTimeout(r, 5000));
     expect((await view()).state.pods[failed.uid]!.group).toMatchObject({ kind: 'Failed', reason: expect.stringMatching(/CapacityLimbo/) });
+    // Each pass retried the first failed pod and stopped at its capacity error: the second was not tried again.
+    const attempts = await ensureAttempts();
+    expect(attempts.get(failed.uid)).toBeGreaterThanOrEqual(2);
+    expect(attempts.get(second.uid)).toBe(1);
     const before = (await eventsOf(failed.uid)).length;
     host.drainLimbo();
     const after = await eventually('Exists after the limbo drained, announced', async () => {

@@ -37,8 +37,9 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
     async ensurePodGroup(input: { podUid: string; prefix: string; mode: 'monitor' | 'control' }): Promise<EnsurePodGroupResult> {
       const mount = await root();
       if (!mount) return { ok: false, kind: 'Unsupported', message: 'resctrl is not mounted on this node (no resctrl line in /proc/mounts)' };
-      const path = podGroupPath(mount, input.prefix, input.podUid, input.mode);
       try {
+        // Inside the try: a hostile pod UID or prefix is refused before any path exists.
+        const path = podGroupPath(mount, input.prefix, input.podUid, input.mode);
         await ensureGroup(host, path);
         return { ok: true, path };
       } catch (err) {
