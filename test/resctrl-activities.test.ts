@@ -18,6 +18,12 @@ function setup(opts: ConstructorParameters<typeof SimHost>[0] = {}) {
   return { host, cgroup, proc, acts: createResctrlActivities({ host, nodeName: 'n1' }) };
 }
 
+async function createdGroup(acts: ReturnType<typeof createResctrlActivities>): Promise<{ path: string }> {
+  const res = await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const });
+  if (!res.ok) throw new Error(`group not created: ${res.message}`);
+  return res;
+}
+
 describe('resctrl activities', () => {
   it('assigns every thread of a container, one write each', async () => {
     const { host, proc, acts } = setup();
@@ -38,7 +44,7 @@ describe('resctrl activities', () => {
       return text;
     };
     const acts = createResctrlActivities({ host: racing, nodeName: 'n1' });
-    const g = (await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const })) as { path: string };
+    const g = await createdGroup(acts);
     const res = await env.run(acts.reconcileContainer, { podUid: UID, qosClass: 'BestEffort' as const, containerId: CID, groupPath: g.path });
     expect(res).toMatchObject({ complete: true, threads: 3, assigned: 2, rejected: [] });
   });
@@ -47,7 +53,7 @@ describe('resctrl activities', () => {
     const { host, proc, acts } = setup();
     await host.mkdir('/sys/fs/resctrl/gold');
     await host.write('/sys/fs/resctrl/gold/tasks', `${proc.tids[0]}\n`);
-    const g = (await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const })) as { path: string };
+    const g = await createdGroup(acts);
     const res = await env.run(acts.reconcileContainer, { podUid: UID, qosClass: 'BestEffort' as const, containerId: CID, groupPath: g.path });
     expect(res.complete).toBe(false);
     expect(res.rejected).toEqual([{ tid: proc.tids[0], reason: expect.stringMatching(/different control group/) }]);
@@ -63,7 +69,7 @@ describe('resctrl activities', () => {
 
   it('a group the runtime deleted is reported as gone; hostile input never reaches a path', async () => {
     const { host, acts } = setup();
-    const g = (await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const })) as { path: string };
+    const g = await createdGroup(acts);
     host.runtimeDeletesUnknownGroups([]);
     expect(await env.run(acts.reconcileContainer, { podUid: UID, qosClass: 'BestEffort' as const, containerId: CID, groupPath: g.path })).toMatchObject({ groupGone: true });
     const before = JSON.stringify(host.snapshot());
