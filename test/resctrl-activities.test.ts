@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { Host } from '../host/host.js';
 import { SimHost } from '../host/sim/sim-host.js';
-import { createResctrlActivities } from '../activities/node/resctrl-activities.js';
+import { createResctrlActivities, type EnsurePodGroupResult, type ReconcileContainerResult } from '../activities/node/resctrl-activities.js';
 
 const UID = '0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9';
 const CID = 'ab'.repeat(32);
@@ -19,7 +19,7 @@ function setup(opts: ConstructorParameters<typeof SimHost>[0] = {}) {
 }
 
 async function createdGroup(acts: ReturnType<typeof createResctrlActivities>): Promise<{ path: string }> {
-  const res = await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const });
+  const res = (await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const })) as EnsurePodGroupResult;
   if (!res.ok) throw new Error(`group not created: ${res.message}`);
   return res;
 }
@@ -54,7 +54,7 @@ describe('resctrl activities', () => {
     await host.mkdir('/sys/fs/resctrl/gold');
     await host.write('/sys/fs/resctrl/gold/tasks', `${proc.tids[0]}\n`);
     const g = await createdGroup(acts);
-    const res = await env.run(acts.reconcileContainer, { podUid: UID, qosClass: 'BestEffort' as const, containerId: CID, groupPath: g.path });
+    const res = (await env.run(acts.reconcileContainer, { podUid: UID, qosClass: 'BestEffort' as const, containerId: CID, groupPath: g.path })) as ReconcileContainerResult;
     expect(res.complete).toBe(false);
     expect(res.rejected).toEqual([{ tid: proc.tids[0], reason: expect.stringMatching(/different control group/) }]);
   });
