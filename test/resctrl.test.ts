@@ -109,6 +109,35 @@ describe('resctrl', () => {
     expect(await host.exists(path)).toBe(false);
   });
 
+  it('a thread exiting between the cgroup listing and its write (ESRCH) does not fail the container', async () => {
+    const readFile = host.readFile.bind(host);
+    let victim: number | undefined;
+    let armed = true;
+    // The race, made deterministic: right after the first listing of a 3-thread container, its last thread exits.
+    host.readFile = async (path: string) => {
+      const text = await readFile(path);
+      const tids = text.trim().split('\n').filter(Boolean).map(Number);
+      if (armed && path.endsWith('/cgroup.threads') && path.includes('kubepods') && tids.length === 3) {
+        armed = false;
+        victim = tids[2];
+        host.exitThread(victim!);
+      }
+      return text;
+    };
+    try {
+      const p = await runPod(c.core, host, { namespace: ns, name: 'esrch', node: nodeName, containers: [{ name: 'x', threads: 3 }] });
+      await eventually('reconciled 1/1', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1));
+      expect((await eventsOf(p.uid)).map((e) => e.type === 'AddOrUpdate' && `${e.totalContainers}/${e.reconciledContainers}`)).toEqual(['0/0', '1/1']);
+      expect(victim).toBeDefined();
+      expect((await groupTasks(p.uid)).sort()).toEqual(threadsOf(p).filter((t) => t !== victim).sort());
+      await deletePod(c.core, host, p);
+      await eventually('removed', async () => (await eventsOf(p.uid)).some((e) => e.type === 'Removed'));
+      host.drainLimbo();
+    } finally {
+      host.readFile = readFile;
+    }
+  });
+
   it('capacity: Failed without a retry loop, EBUSY while RMIDs are in limbo, Exists once capacity returns', async () => {
     host.drainLimbo(); // RMIDs freed by earlier tests
     const pods: TestPod[] = [];
