@@ -1,8 +1,8 @@
 // bindDpdk/unbindDpdk as the node agent serves them: results, and every
 // outcome of host/dpdk.ts as a typed ApplicationFailure with the right
 // retryability (MockActivityEnvironment on the simulated host).
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { failureOf } from './support/host-testing.js';
 import { describe, expect, it } from 'vitest';
 import { createDpdkActivities, DPDK_FAILURES } from '../activities/node/dpdk-activities.js';
 import { createNodeActivities } from '../activities/node/index.js';
@@ -30,14 +30,6 @@ function typed<P extends unknown[], R>(env: MockActivityEnvironment, fn: (...arg
   return env.run(fn, ...args) as Promise<R>;
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('bindDpdk', () => {
   const env = new MockActivityEnvironment();

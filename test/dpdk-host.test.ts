@@ -4,8 +4,7 @@
 // a rename, idempotent re-runs, resuming a half-done bind, and input
 // validation that touches nothing. Last, the same procedures on a real-fs
 // tmpdir host root: nothing is written for bad input or outside the root.
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { bindToDpdk, DpdkError, findDeviceByMac, hostHasIommu, inspectInterface,
 import { HostUsageError, type Host } from '../host/host.js';
 import { RealHost } from '../host/real-host.js';
 import { SimHost, type SimHostOptions } from '../host/sim/sim-host.js';
+import { treeFingerprint } from './support/host-testing.js';
 
 const PRIMARY_MAC = '02:00:00:00:00:05';
 const ENI_MAC = '02:aa:bb:cc:dd:06';
@@ -549,21 +549,6 @@ describe('host/dpdk.ts on a real-fs host root (tmpdir)', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  /** Every path under `dir` with its content (files) or target (links): a fingerprint of the whole tree. */
-  async function fingerprint(dir: string): Promise<string> {
-    const lines: string[] = [];
-    async function walk(p: string): Promise<void> {
-      const st = await lstat(p);
-      const rel = path.relative(base, p);
-      if (st.isSymbolicLink()) lines.push(`${rel} -> ${await readlink(p)}`);
-      else if (st.isDirectory()) {
-        lines.push(`${rel}/`);
-        for (const name of (await readdir(p)).sort()) await walk(path.join(p, name));
-      } else lines.push(`${rel} = ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
-    }
-    await walk(dir);
-    return lines.join('\n');
-  }
 
   it('reads the device by MAC through the relative links', async () => {
     const host = new RealHost(root);
@@ -573,7 +558,7 @@ describe('host/dpdk.ts on a real-fs host root (tmpdir)', () => {
 
   it('hostile inputs write nothing anywhere, inside or outside the root', async () => {
     const host = new RealHost(root);
-    const before = await fingerprint(base);
+    const before = await treeFingerprint(base, base);
     for (const driver of ['../../../../outside', 'vfio-pci/../../../../../outside']) {
       await dpdkErrorOf(bindToDpdk(host, bindOpts({ driver })), 'InvalidInput');
     }
@@ -582,28 +567,28 @@ describe('host/dpdk.ts on a real-fs host root (tmpdir)', () => {
     }
     await dpdkErrorOf(unbindFromDpdk(host, { macAddress: ENI_MAC, pciAddress: BDF, originalDriver: '../../../../../outside', ...FAST }), 'InvalidInput');
     await dpdkErrorOf(inspectInterface(host, '../../../outside'), 'InvalidInput');
-    expect(await fingerprint(base)).toBe(before);
+    expect(await treeFingerprint(base, base)).toBe(before);
   });
 
   it('refusals read the real files and write nothing: a route, no-IOMMU off, a missing driver', async () => {
     const host = new RealHost(root);
-    const before = await fingerprint(base);
+    const before = await treeFingerprint(base, base);
     await writeFile(path.join(root, 'proc/net/route'), `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\nens6\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n`);
     expect((await dpdkErrorOf(bindToDpdk(host, bindOpts()), 'InterfaceInUse')).message).toMatch(/ens6 carries routes/);
     await writeFile(path.join(root, 'proc/net/route'), 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n');
     await dpdkErrorOf(bindToDpdk(host, bindOpts({ enableNoIommu: false })), 'NoIommuDisabled');
     await dpdkErrorOf(bindToDpdk(host, bindOpts({ driver: 'uio_pci_generic' })), 'DriverMissing');
-    expect(await fingerprint(base)).toBe(before);
+    expect(await treeFingerprint(base, base)).toBe(before);
   });
 
   it('a device link that leaves the root is refused before anything is written', async () => {
     await rm(path.join(root, 'sys/bus/pci/devices', BDF));
     await symlink(outside, path.join(root, 'sys/bus/pci/devices', BDF));
     const host = new RealHost(root);
-    const before = await fingerprint(base);
+    const before = await treeFingerprint(base, base);
     const err = await unbindFromDpdk(host, { macAddress: ENI_MAC, pciAddress: BDF, originalDriver: 'ena', ...FAST }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HostUsageError);
     expect((err as HostUsageError).code).toBe('ERR_HOST_PATH_ESCAPE');
-    expect(await fingerprint(base)).toBe(before);
+    expect(await treeFingerprint(base, base)).toBe(before);
   });
 });

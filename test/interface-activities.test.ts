@@ -2,7 +2,6 @@
 // on a real-fs tmpdir tree, and end to end with moto: an ENI attached in EC2
 // is hot-plugged by the simulated instance and then configured by MAC.
 import { AttachNetworkInterfaceCommand, CreateNetworkInterfaceCommand, DetachNetworkInterfaceCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,6 +17,7 @@ import { makeEc2Client, randomAccountId } from '../sandbox/ec2/client.js';
 import { seedWorld, type World } from '../sandbox/ec2/seed.js';
 import { startSimulatedInstance } from '../sandbox/sim-instance.js';
 import { getBackends } from './support/backends.js';
+import { failureOf } from './support/host-testing.js';
 
 const PRIMARY_MAC = '02:00:00:00:00:05';
 const ENI_MAC = '02:aa:bb:cc:dd:06';
@@ -27,14 +27,6 @@ function simHost(): SimHost {
   return new SimHost({ primary: { macAddress: PRIMARY_MAC } });
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 /** A Host that counts writes and can run a hook before each one (to unplug a device mid-call). */
 function instrumented(inner: Host, beforeWrite?: (p: string) => void): Host & { writes: string[] } {

@@ -4,8 +4,7 @@
 // schemata, mon_data, /proc/<pid>/cpu_resctrl_groups. Then host/resctrl.ts's
 // procedures on it, and last on a tmpdir tree through RealHost: hostile pod
 // UIDs and prefixes never reach a path outside the resctrl root.
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -29,6 +28,7 @@ import {
 } from '../host/resctrl.js';
 import { SimHost, type SimHostOptions } from '../host/sim/sim-host.js';
 import type { ResctrlOptions } from '../host/sim/resctrl.js';
+import { treeFingerprint } from './support/host-testing.js';
 
 const R = '/sys/fs/resctrl';
 const POD = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
@@ -672,20 +672,6 @@ describe('host/resctrl.ts on a real tmpdir tree (RealHost)', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  async function fingerprint(dir: string): Promise<string> {
-    const lines: string[] = [];
-    async function walk(p: string): Promise<void> {
-      const st = await lstat(p);
-      const rel = path.relative(base, p);
-      if (st.isSymbolicLink()) lines.push(`${rel} -> ${await readlink(p)}`);
-      else if (st.isDirectory()) {
-        lines.push(`${rel}/`);
-        for (const name of (await readdir(p)).sort()) await walk(path.join(p, name));
-      } else lines.push(`${rel} = ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
-    }
-    await walk(dir);
-    return lines.join('\n');
-  }
 
   it('finds the mount and creates groups only inside <root>/mon_groups, whatever the pod UID', async () => {
     const host = new RealHost(root);
@@ -712,12 +698,12 @@ describe('host/resctrl.ts on a real tmpdir tree (RealHost)', () => {
     const group = podGroupPath(R, 'pod_', POD);
     await ensureGroup(host, group);
     await writeFile(path.join(root, group, 'tasks'), '');
-    const before = await fingerprint(base);
+    const before = await treeFingerprint(base, base);
     await resctrlErrorOf(removeGroup(host, `${R}/../../../../outside`), 'InvalidInput');
     await resctrlErrorOf(ensureGroup(host, `${R}/mon_groups/../../x`), 'InvalidInput');
     await resctrlErrorOf(assignTasks(host, `${R}/mon_groups/../../../..`, [5]), 'InvalidInput');
     await resctrlErrorOf(cleanupPrefix(host, R, '../../outside'), 'InvalidInput');
-    expect(await fingerprint(base)).toBe(before);
+    expect(await treeFingerprint(base, base)).toBe(before);
 
     await rm(path.join(root, group), { recursive: true });
     await resctrlErrorOf(assignTasks(host, group, [5]), 'GroupGone');
