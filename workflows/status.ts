@@ -1,6 +1,7 @@
 // Builds the NodeENI status from a plan and the entity state. Pure; the
 // previous conditions keep their transition time while their status holds.
 import type { Condition, ENIAttachmentStatus, NodeENISpec, NodeENIStatus } from '../common/types.js';
+import type { DevicePluginEntry } from '../common/device-plugin.js';
 import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
 import type { EntityState } from './entity-state.js';
 import type { Plan } from './plan.js';
@@ -50,7 +51,8 @@ function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
       row.message = `${failure.reason}: ${failure.message}`;
     } else if (done && eni && done.eniId === eni.eniId && eni.attachment?.status === 'attached' && done.generation === generation) {
       const dp = input.spec.dpdkResourceName ? state.devicePlugin[d.key.nodeName] : undefined;
-      const published = dp?.answer?.requestId === dp?.requestId && dp?.sent.includes(`"${done.dpdk?.pciAddress ?? done.pciAddress}"`);
+      const pci = done.dpdk?.pciAddress ?? done.pciAddress;
+      const published = dp !== undefined && dp.answer?.requestId === dp.requestId && (JSON.parse(dp.sent) as DevicePluginEntry[]).some((e) => e.pciAddress === pci);
       row.phase = !input.spec.dpdkResourceName || published ? 'Ready' : 'Configuring';
       if (row.phase === 'Configuring') row.message = 'waiting for the device plugin to publish the device';
       row.interfaceName = done.interfaceName;
