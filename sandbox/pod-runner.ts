@@ -5,6 +5,7 @@
 // kubelet's.) Polls the API server; stops cleanly.
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { QosClass } from '../host/cgroup.js';
 import type { SimHost } from '../host/sim/sim-host.js';
 
 export interface PodRunner {
@@ -18,7 +19,7 @@ export function startPodRunner(opts: { kc: KubeConfig; nodeName: string; host: S
 
   async function start(pod: V1Pod): Promise<void> {
     const uid = pod.metadata!.uid!;
-    const qos = (pod.status?.qosClass ?? 'BestEffort') as 'Guaranteed' | 'Burstable' | 'BestEffort';
+    const qos = (pod.status?.qosClass ?? 'BestEffort') as QosClass;
     const pids: number[] = [];
     const statuses = (pod.spec?.containers ?? []).map((c) => {
       const id = randomBytes(32).toString('hex');

@@ -12,7 +12,7 @@ import { bindToDpdk, DpdkError, findDeviceByMac, hostHasIommu, inspectInterface,
 import { HostUsageError, type Host } from '../host/host.js';
 import { RealHost } from '../host/real-host.js';
 import { SimHost, type SimHostOptions } from '../host/sim/sim-host.js';
-import { treeFingerprint } from './support/host-testing.js';
+import { interceptWrites, treeFingerprint } from './support/host-testing.js';
 
 const PRIMARY_MAC = '02:00:00:00:00:05';
 const ENI_MAC = '02:aa:bb:cc:dd:06';
@@ -33,22 +33,11 @@ function bindOpts(extra: Partial<BindOptions> = {}): BindOptions {
 /** A Host that records writes and can run a hook before each one. */
 function recording(inner: Host, beforeWrite?: (p: string, data: string) => void): Host & { writes: string[] } {
   const writes: string[] = [];
-  return {
-    root: inner.root,
-    writes,
-    readFile: (p) => inner.readFile(p),
-    write: async (p, data) => {
-      beforeWrite?.(p, data);
-      writes.push(`${p}=${JSON.stringify(data)}`);
-      return inner.write(p, data);
-    },
-    readdir: (p) => inner.readdir(p),
-    readlink: (p) => inner.readlink(p),
-    exists: (p) => inner.exists(p),
-    mkdir: (p) => inner.mkdir(p),
-    rmdir: (p) => inner.rmdir(p),
-    writeFileAtomic: (p, d, m) => inner.writeFileAtomic(p, d, m),
-  };
+  const host = interceptWrites(inner, (p, data) => {
+    beforeWrite?.(p, data);
+    writes.push(`${p}=${JSON.stringify(data)}`);
+  });
+  return Object.assign(host, { writes });
 }
 
 async function dpdkErrorOf(p: Promise<unknown>, kind: DpdkErrorKind): Promise<DpdkError> {

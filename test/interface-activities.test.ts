@@ -17,7 +17,7 @@ import { makeEc2Client, randomAccountId } from '../sandbox/ec2/client.js';
 import { seedWorld, type World } from '../sandbox/ec2/seed.js';
 import { startSimulatedInstance } from '../sandbox/sim-instance.js';
 import { getBackends } from './support/backends.js';
-import { failureOf } from './support/host-testing.js';
+import { interceptWrites, failureOf } from './support/host-testing.js';
 
 const PRIMARY_MAC = '02:00:00:00:00:05';
 const ENI_MAC = '02:aa:bb:cc:dd:06';
@@ -31,22 +31,11 @@ function simHost(): SimHost {
 /** A Host that counts writes and can run a hook before each one (to unplug a device mid-call). */
 function instrumented(inner: Host, beforeWrite?: (p: string) => void): Host & { writes: string[] } {
   const writes: string[] = [];
-  return {
-    root: inner.root,
-    writes,
-    readFile: (p) => inner.readFile(p),
-    write: async (p, data) => {
-      beforeWrite?.(p);
-      writes.push(`${p}=${data}`);
-      return inner.write(p, data);
-    },
-    readdir: (p) => inner.readdir(p),
-    readlink: (p) => inner.readlink(p),
-    exists: (p) => inner.exists(p),
-    mkdir: (p) => inner.mkdir(p),
-    rmdir: (p) => inner.rmdir(p),
-    writeFileAtomic: (p, d, m) => inner.writeFileAtomic(p, d, m),
-  };
+  const host = interceptWrites(inner, (p, data) => {
+    beforeWrite?.(p);
+    writes.push(`${p}=${data}`);
+  });
+  return Object.assign(host, { writes });
 }
 
 describe('configureInterface on the simulated host', () => {

@@ -1,5 +1,6 @@
 // Pods of one node, as the resctrl workflow needs them, and Events on pods.
 import { CoreV1Api, type KubeConfig, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
+import type { QosClass } from '../../host/cgroup.js';
 import { kubeCall } from './errors.js';
 import { createEvent } from './events.js';
 
@@ -14,7 +15,7 @@ export interface NodePod {
   uid: string;
   namespace: string;
   name: string;
-  qosClass: 'Guaranteed' | 'Burstable' | 'BestEffort';
+  qosClass: QosClass;
   containers: NodePodContainer[];
 }
 

@@ -4,7 +4,7 @@
 // workflow decides when to try again.
 import { ApplicationFailure } from '@temporalio/common';
 import type { Host } from '../../host/host.js';
-import { containerCgroupPath, containerThreads } from '../../host/cgroup.js';
+import { containerCgroupPath, containerThreads, type QosClass } from '../../host/cgroup.js';
 import { assignTasks, cleanupPrefix, ensureGroup, podGroupPath, readMonData, removeGroup, resctrlMount, ResctrlError } from '../../host/resctrl.js';
 
 export type EnsurePodGroupResult =
@@ -50,7 +50,7 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
       }
     },
 
-    async reconcileContainer(input: { podUid: string; qosClass: 'Guaranteed' | 'Burstable' | 'BestEffort'; containerId: string; groupPath: string }): Promise<ReconcileContainerResult> {
+    async reconcileContainer(input: { podUid: string; qosClass: QosClass; containerId: string; groupPath: string }): Promise<ReconcileContainerResult> {
       try {
         const cgroup = await containerCgroupPath(host, { podUid: input.podUid, qos: input.qosClass, containerId: input.containerId });
         if (!cgroup) return { groupGone: false, complete: false, threads: 0, assigned: 0, rejected: [] };

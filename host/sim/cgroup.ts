@@ -17,13 +17,12 @@
 //   another domain cgroup (EOPNOTSUPP).
 // The rendering (files and dirs) is derived from this model and the process
 // table on every lookup.
+import type { ContainerRuntime, QosClass } from '../cgroup.js';
 import { kernelError } from './errors.js';
 import { kstrtoint, type ProcessTable } from './procs.js';
 import { attr, dir, type SimDir, type SimNode } from './vfs.js';
 
 export type CgroupDriver = 'systemd' | 'cgroupfs';
-export type QosClass = 'Guaranteed' | 'Burstable' | 'BestEffort';
-export type ContainerRuntime = 'cri-containerd' | 'crio';
 
 export interface ContainerSpec {
   podUid: string;

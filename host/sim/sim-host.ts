@@ -12,7 +12,8 @@
 import { isIPv6 } from 'node:net';
 import { errnoError, validateHostPath, validateWriteData, type ErrnoError, type Host } from '../host.js';
 import { enaDriver, ENA_DEVICE_IDS, PCI_CLASS_ETHERNET, PCI_VENDOR_AMAZON, pciStubDriver, slotInterfaceName } from './drivers.js';
-import { CGROUP_MOUNT, CgroupModel, type CgroupDriver, type CgroupSnapshot, type ContainerSpec, type QosClass } from './cgroup.js';
+import { CGROUP_MOUNT, CgroupModel, type CgroupDriver, type CgroupSnapshot, type ContainerSpec } from './cgroup.js';
+import type { QosClass } from '../cgroup.js';
 import { KernelError } from './errors.js';
 import { ARPHRD_LOOPBACK, IFF, NetStack, type NetDevice, type RouteSpec } from './net.js';
 import { PciBus, pciAddress, type PciDevice, type PciDriver } from './pci.js';

@@ -4,6 +4,7 @@ import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { expect } from 'vitest';
+import type { Host } from '../../host/host.js';
 
 /** The ApplicationFailure a promise rejects with (fails the test if it resolves or rejects otherwise). */
 export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -29,4 +30,22 @@ export async function treeFingerprint(base: string, dir: string): Promise<string
   }
   await walk(dir);
   return lines.join('\n');
+}
+
+/** A Host that passes everything to `inner`, calling `onWrite` before each write (to record it, or to change the world mid-call). */
+export function interceptWrites(inner: Host, onWrite: (p: string, data: string) => void): Host {
+  return {
+    root: inner.root,
+    readFile: (p) => inner.readFile(p),
+    write: async (p, data) => {
+      onWrite(p, data);
+      return inner.write(p, data);
+    },
+    readdir: (p) => inner.readdir(p),
+    readlink: (p) => inner.readlink(p),
+    exists: (p) => inner.exists(p),
+    mkdir: (p) => inner.mkdir(p),
+    rmdir: (p) => inner.rmdir(p),
+    writeFileAtomic: (p, d, m) => inner.writeFileAtomic(p, d, m),
+  };
 }

@@ -3,6 +3,7 @@
 // and processes on a simulated host.
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
+import type { QosClass } from '../../host/cgroup.js';
 import type { SimHost } from '../../host/sim/sim-host.js';
 
 export interface RunningContainer {
@@ -16,7 +17,7 @@ export interface TestPod {
   namespace: string;
   name: string;
   uid: string;
-  qos: 'Guaranteed' | 'Burstable' | 'BestEffort';
+  qos: QosClass;
   containers: RunningContainer[];
 }
 
