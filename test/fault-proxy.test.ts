@@ -109,7 +109,7 @@ describe('fault rules', () => {
     const a = client();
     const b = client();
     await faults.addRules({ action: 'DescribeVpcs', code: 'UnauthorizedOperation', message: 'You are not authorized.', account: a.account });
-    await expectEc2Error(a.ec2.send(new DescribeVpcsCommand({})), 'UnauthorizedOperation', /not authorized/);
+    await expectEc2Error(a.ec2.send(new DescribeVpcsCommand({})), 'UnauthorizedOperation', /not authorized/, 403);
     const out = await b.ec2.send(new DescribeVpcsCommand({}));
     expect(out.Vpcs?.length).toBeGreaterThan(0);
     expect(await faults.counts(a.account)).toEqual({ DescribeVpcs: 1 });
@@ -153,6 +153,185 @@ describe('fault rules', () => {
     await expect(faults.addRules({ action: 'DescribeVpcs' })).rejects.toThrow(/HTTP 400/);
     const res = await fetch(`${proxy.endpoint}/moto-api/`);
     expect(res.status).toBe(200);
+  });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sends DescribeVpcs `n` times one after another; per request, the EC2 code it failed with or undefined. */
+async function describeVpcsOutcomes(ec2: EC2Client, n: number): Promise<(string | undefined)[]> {
+  const outcomes: (string | undefined)[] = [];
+  for (let i = 0; i < n; i++) {
+    outcomes.push(await ec2.send(new DescribeVpcsCommand({})).then(() => undefined, (e: unknown) => (e as { name?: string }).name ?? 'unknown'));
+  }
+  return outcomes;
+}
+
+describe('rate-based and time-window rules', () => {
+  const N = 200;
+  const P = 0.25;
+
+  async function seededRun(seed: number): Promise<(string | undefined)[]> {
+    await faults.clear();
+    expect(await faults.setSeed(seed)).toBe(seed);
+    const { ec2, account } = client();
+    await faults.addRules({ action: 'DescribeVpcs', code: 'RequestLimitExceeded', probability: P, account });
+    return describeVpcsOutcomes(ec2, N);
+  }
+
+  it('faults a matched request with `probability`, reproducibly for a seed', async () => {
+    const first = await seededRun(20_240_601);
+    const faulted = first.filter((o) => o !== undefined);
+    expect(new Set(faulted)).toEqual(new Set(['RequestLimitExceeded']));
+    // p·N = 50, σ ≈ 6.1: a seeded run lands well inside ±2σ.
+    expect(faulted.length).toBeGreaterThanOrEqual(38);
+    expect(faulted.length).toBeLessThanOrEqual(62);
+    const s = await faults.state();
+    expect(s.rules[0]).toMatchObject({ probability: P, matched: N, applied: faulted.length, status: 'active' });
+    expect(s.injected).toEqual({ total: faulted.length, byCode: { RequestLimitExceeded: faulted.length }, dropped: 0, delayed: 0 });
+    expect(s.seed).toBe(20_240_601);
+
+    // Same seed, same requests: the same requests fail.
+    expect(await seededRun(20_240_601)).toEqual(first);
+    // Another seed: another pattern.
+    expect(await seededRun(7)).not.toEqual(first);
+  }, 60_000);
+
+  it('takes the seed as a start option too', async () => {
+    const seeded = await startFaultProxy({ target: moto.endpoint, seed: 4242 });
+    try {
+      const other = new FaultProxyClient(seeded.endpoint);
+      expect(await other.seed()).toBe(4242);
+      const account = randomAccountId();
+      await other.addRules({ action: 'DescribeVpcs', code: 'InternalError', probability: 0.5, account });
+      const viaStart = await describeVpcsOutcomes(makeEc2Client({ endpoint: seeded.endpoint, account }), 40);
+
+      await faults.setSeed(4242);
+      const { ec2, account: mine } = client();
+      await faults.addRules({ action: 'DescribeVpcs', code: 'InternalError', probability: 0.5, account: mine });
+      expect(await describeVpcsOutcomes(ec2, 40)).toEqual(viaStart);
+    } finally {
+      await seeded.stop();
+    }
+    await expect(startFaultProxy({ target: moto.endpoint, seed: -1 })).rejects.toThrow(/seed/);
+  }, 30_000);
+
+  it('does not consume `count` with requests it lets through', async () => {
+    const { ec2, account } = client();
+    await faults.setSeed(99);
+    await faults.addRules({ action: 'DescribeVpcs', code: 'UnauthorizedOperation', probability: 0.5, count: 5, account });
+    const outcomes = await describeVpcsOutcomes(ec2, 60);
+    expect(outcomes.filter((o) => o === 'UnauthorizedOperation')).toHaveLength(5);
+    const [rule] = await faults.rules();
+    expect(rule).toMatchObject({ applied: 5, status: 'exhausted' });
+    // It stopped selecting once used up, and some selected requests went through before that.
+    const lastFault = outcomes.lastIndexOf('UnauthorizedOperation');
+    expect(rule!.matched).toBe(lastFault + 1);
+    expect(rule!.matched).toBeGreaterThan(5);
+  }, 30_000);
+
+  it('hands a request a probabilistic rule lets through to the next rule', async () => {
+    const { ec2, account } = client();
+    await faults.setSeed(1);
+    await faults.addRules([
+      { action: 'DescribeVpcs', code: 'UnauthorizedOperation', probability: 0.3, account },
+      { action: 'DescribeVpcs', code: 'InternalError', account },
+    ]);
+    const outcomes = await describeVpcsOutcomes(ec2, 50);
+    const unauthorized = outcomes.filter((o) => o === 'UnauthorizedOperation').length;
+    expect(outcomes.filter((o) => o === 'InternalError')).toHaveLength(50 - unauthorized);
+    expect(unauthorized).toBeGreaterThan(0);
+    const [first, second] = await faults.rules();
+    expect(first).toMatchObject({ matched: 50, applied: unauthorized });
+    expect(second).toMatchObject({ matched: 50 - unauthorized, applied: 50 - unauthorized });
+    expect((await faults.injected()).byCode).toEqual({ UnauthorizedOperation: unauthorized, InternalError: 50 - unauthorized });
+  }, 30_000);
+
+  it('stops faulting once activeForMs has passed; the expired rule stays in the state', async () => {
+    const { ec2, account } = client();
+    await ec2.send(new DescribeVpcsCommand({}));
+    await faults.addRules({ action: 'DescribeVpcs', code: 'UnauthorizedOperation', activeForMs: 1000, account });
+    const added = Date.now();
+    await expectEc2Error(ec2.send(new DescribeVpcsCommand({})), 'UnauthorizedOperation', /Injected UnauthorizedOperation/, 403);
+    expect((await faults.rules())[0]?.status).toBe('active');
+    await sleep(1200 - (Date.now() - added));
+    const out = await ec2.send(new DescribeVpcsCommand({}));
+    expect(out.Vpcs?.length).toBeGreaterThan(0);
+    expect((await faults.rules())[0]).toMatchObject({ status: 'expired', applied: 1, matched: 1 });
+  }, 30_000);
+
+  it('starts faulting after startAfterMs, for activeForMs from then', async () => {
+    const { ec2, account } = client();
+    await ec2.send(new DescribeVpcsCommand({})); // moto sets up a new account on its first request: not inside the window
+    const before = Date.now();
+    const [rule] = await faults.addRules({ action: 'DescribeVpcs', code: 'UnauthorizedOperation', startAfterMs: 1000, activeForMs: 1500, account });
+    const after = Date.now();
+    expect(rule).toMatchObject({ status: 'pending', applied: 0 });
+    expect(Date.parse(rule!.addedAt)).toBeGreaterThanOrEqual(before - 5);
+
+    expect(await describeVpcsOutcomes(ec2, 3)).toEqual([undefined, undefined, undefined]);
+    await sleep(after + 1200 - Date.now());
+    expect((await faults.rules())[0]?.status).toBe('active');
+    expect(await describeVpcsOutcomes(ec2, 2)).toEqual(['UnauthorizedOperation', 'UnauthorizedOperation']);
+    await sleep(after + 2700 - Date.now());
+    expect(await describeVpcsOutcomes(ec2, 2)).toEqual([undefined, undefined]);
+    expect((await faults.rules())[0]).toMatchObject({ status: 'expired', applied: 2, matched: 2 });
+    expect((await faults.counts(account)).DescribeVpcs).toBe(8);
+  }, 30_000);
+
+  it('reports injected faults per EC2 code, with EC2\'s HTTP status for each', async () => {
+    const { ec2, account } = client();
+    await faults.addRules([
+      { action: 'DescribeVpcs', code: 'UnauthorizedOperation', count: 1, account },
+      { action: 'DescribeVpcs', code: 'InternalError', count: 1, account },
+      { action: 'DescribeVpcs', code: 'ServiceUnavailable', count: 1, account },
+      { action: 'DescribeVpcs', code: 'RequestLimitExceeded', count: 2, account },
+      { action: 'DescribeVpcs', code: 'InvalidParameterValue', count: 1, account },
+      { action: 'DescribeVpcs', code: 'InternalError', httpStatus: 502, count: 1, account },
+      { action: 'DescribeVpcs', dropConnection: true, count: 1, account },
+      { action: 'DescribeVpcs', latencyMs: 50, count: 1, account },
+    ]);
+    const send = () => ec2.send(new DescribeVpcsCommand({}));
+    await expectEc2Error(send(), 'UnauthorizedOperation', undefined, 403);
+    await expectEc2Error(send(), 'InternalError', undefined, 500);
+    await expectEc2Error(send(), 'ServiceUnavailable', undefined, 503);
+    await expectEc2Error(send(), 'RequestLimitExceeded', /Request limit exceeded/, 503);
+    await expectEc2Error(send(), 'RequestLimitExceeded', undefined, 503);
+    await expectEc2Error(send(), 'InvalidParameterValue', undefined, 400);
+    await expectEc2Error(send(), 'InternalError', undefined, 502);
+    await expect(send()).rejects.toThrow();
+    expect((await send()).Vpcs?.length).toBeGreaterThan(0);
+    expect((await send()).Vpcs?.length).toBeGreaterThan(0);
+
+    const s = await faults.state();
+    expect(s.injected).toEqual({
+      total: 9,
+      byCode: { UnauthorizedOperation: 1, InternalError: 2, ServiceUnavailable: 1, RequestLimitExceeded: 2, InvalidParameterValue: 1 },
+      dropped: 1,
+      delayed: 1,
+    });
+    expect(s.rules.map((r) => [r.applied, r.status])).toEqual([
+      [1, 'exhausted'], [1, 'exhausted'], [1, 'exhausted'], [2, 'exhausted'], [1, 'exhausted'], [1, 'exhausted'], [1, 'exhausted'], [1, 'exhausted'],
+    ]);
+    expect(s.counts.DescribeVpcs).toBe(10);
+
+    await faults.clear();
+    expect(await faults.injected()).toEqual({ total: 0, byCode: {}, dropped: 0, delayed: 0 });
+  }, 30_000);
+
+  it('rejects invalid probability, window and seed values', async () => {
+    for (const bad of [
+      { probability: 0 }, { probability: 1.5 }, { probability: -0.1 },
+      { activeForMs: 0 }, { activeForMs: 1.5 }, { startAfterMs: -1 }, { every: 2 },
+    ]) {
+      await expect(faults.addRules({ action: 'DescribeVpcs', code: 'InternalError', ...bad } as never), JSON.stringify(bad)).rejects.toThrow(/HTTP 400/);
+    }
+    await faults.addRules({ action: 'DescribeVpcs', code: 'InternalError', probability: 1, startAfterMs: 0, activeForMs: 1, account: randomAccountId() });
+    for (const bad of [-1, 2 ** 32, 1.5]) await expect(faults.setSeed(bad)).rejects.toThrow(/HTTP 400/);
+    const seed = await faults.seed();
+    expect(await faults.setSeed(0)).toBe(0);
+    expect((await faults.state()).seed).toBe(0);
+    expect(seed).toBeGreaterThanOrEqual(0);
   });
 });
 
@@ -242,6 +421,45 @@ describe('CreateNetworkInterface ClientToken idempotency', () => {
     const otherWorld = await seedWorld(other.ec2, { instances: 0 });
     const otherEni = await createEni(other.ec2, subnet(otherWorld, 'multus-a').id, { ClientToken: 'nodeeni-a-node0-multus', Description: 'x' });
     expect(otherEni).not.toBe(first);
+  }, 30_000);
+
+  it('rejects a token reused with different parameters (IdempotentParameterMismatch, HTTP 400) and creates nothing', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const [multus, storage] = [subnet(world, 'multus-a').id, subnet(world, 'storage-a').id];
+    const token = 'nodeeni-b-node1-multus';
+    const first = await createEni(ec2, multus, { ClientToken: token, Description: 'x' });
+    for (const changed of [
+      { subnetId: storage, extra: { Description: 'x' } },
+      { subnetId: multus, extra: {} },
+      { subnetId: multus, extra: { Description: 'y' } },
+    ]) {
+      await expectEc2Error(createEni(ec2, changed.subnetId, { ClientToken: token, ...changed.extra }),
+        'IdempotentParameterMismatch', new RegExp(`client token '${token}'`), 400);
+    }
+    const enis = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: [multus, storage] }] }));
+    expect(enis.NetworkInterfaces?.map((n) => n.NetworkInterfaceId)).toEqual([first]);
+    // The original parameters still return the original ENI.
+    expect(await createEni(ec2, multus, { ClientToken: token, Description: 'x' })).toBe(first);
+  }, 30_000);
+
+  it('returns the earlier reply for a token reused after its ENI was deleted, creating no new ENI', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const subnetId = subnet(world, 'multus-a').id;
+    const token = 'nodeeni-c-node2-multus';
+    const first = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: subnetId, ClientToken: token, Description: 'x' }));
+    const eniId = first.NetworkInterface!.NetworkInterfaceId!;
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId }));
+    await expectEc2Error(describeEni(ec2, eniId), 'InvalidNetworkInterfaceID.NotFound');
+
+    const again = await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: subnetId, ClientToken: token, Description: 'x' }));
+    expect(again.NetworkInterface).toEqual(first.NetworkInterface);
+    expect(again.ClientToken).toBe(first.ClientToken);
+    const inSubnet = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: [subnetId] }] }));
+    expect(inSubnet.NetworkInterfaces ?? []).toEqual([]);
+    // Different parameters are still a mismatch, deleted ENI or not.
+    await expectEc2Error(createEni(ec2, subnetId, { ClientToken: token, Description: 'other' }), 'IdempotentParameterMismatch');
   }, 30_000);
 
   it('SDK-generated tokens keep distinct creates distinct', async () => {

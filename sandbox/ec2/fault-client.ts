@@ -1,5 +1,14 @@
 // Client for the fault proxy's JSON control API (fault-proxy.ts, /__faults).
-import { CONTROL_PATH, type FaultProxyState, type FaultRule, type FaultRuleState, type FidelitySettings } from './fault-proxy.js';
+import {
+  CONTROL_PATH,
+  type FaultProxyState,
+  type FaultRule,
+  type FaultRuleState,
+  type FidelitySettings,
+  type InjectedFaults,
+} from './fault-proxy.js';
+
+export type { FaultProxyState, FaultRule, FaultRuleState, FaultRuleStatus, FidelitySettings, InjectedFaults } from './fault-proxy.js';
 
 export class FaultProxyClient {
   constructor(private readonly endpoint: string) {}
@@ -21,7 +30,11 @@ export class FaultProxyClient {
     return out.added;
   }
 
-  /** Removes every rule and resets the request counters (fidelity settings stay). */
+  /**
+   * Removes every rule, resets the request counters and the injected-fault
+   * totals, and restarts the random sequence from the current seed (fidelity
+   * settings and the seed stay).
+   */
   async clear(): Promise<void> {
     await this.call('DELETE', CONTROL_PATH);
   }
@@ -38,6 +51,23 @@ export class FaultProxyClient {
   async counts(account?: string): Promise<Record<string, number>> {
     const s = await this.state();
     return account === undefined ? s.counts : (s.countsByAccount[account] ?? {});
+  }
+
+  /** Faults injected since the last clear: total, per EC2 error code, dropped connections, delays. */
+  async injected(): Promise<InjectedFaults> {
+    return (await this.state()).injected;
+  }
+
+  async seed(): Promise<number> {
+    return (await this.call<{ seed: number }>('GET', `${CONTROL_PATH}/seed`)).seed;
+  }
+
+  /**
+   * Restarts the random sequence from `seed` (an integer 0 … 2³²−1): the
+   * existing rules get fresh streams as if added after it, in their order.
+   */
+  async setSeed(seed: number): Promise<number> {
+    return (await this.call<{ seed: number }>('POST', `${CONTROL_PATH}/seed`, { seed })).seed;
   }
 
   async fidelity(): Promise<FidelitySettings> {

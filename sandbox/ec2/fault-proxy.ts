@@ -3,6 +3,29 @@
 // them (error reply, latency, dropped connection) or a real-EC2 behaviour moto
 // lacks applies (fidelity.ts). Rules, counters and settings are driven through
 // a JSON control API under /__faults on the same port (fault-client.ts).
+//
+// Rules are tried in the order they were added; the first rule that selects a
+// request and fires applies to it, the request then goes no further down the
+// list. A rule selects a request when its action, account and `match` fit, it
+// is inside its time window and its `count` is not used up. It then fires
+// always, or with its `probability`: a rule that selects but does not fire
+// leaves the request alone (it does not consume `count`) and the next rules
+// are tried, so with one rule the request goes on as if there were no rule.
+//
+// Time windows, measured from the moment the rule was added: the rule is
+// `pending` for `startAfterMs`, then `active` for `activeForMs` (unbounded when
+// absent), then `expired`. Expired and used-up (`exhausted`) rules stay in the
+// state with their counters until the rules are cleared; they never match again.
+//
+// Randomness is reproducible: one seed (start option `seed`, or POST
+// /__faults/seed; random when neither is given, and reported in the state)
+// starts a mulberry32 sequence from which every added rule takes its own
+// stream, in the order rules are added. So the n-th rule added since the seed
+// was set (or the rules cleared) draws the same decisions for the same
+// sequence of requests it selects, whatever other rules see. Setting the seed
+// gives the existing rules fresh streams from the new sequence, as if they
+// had been added after it; clearing the rules restarts the sequence.
+import { randomInt } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { DEFAULT_REGION, MOTO_ACCOUNT_HEADER, MOTO_DEFAULT_ACCOUNT } from './client.js';
@@ -28,6 +51,12 @@ const faultRuleSchema = z
     account: z.string().optional(),
     /** Only requests whose form parameters have these values, e.g. { NetworkInterfaceId: "eni-1" }. */
     match: z.record(z.string(), z.string()).optional(),
+    /** Fires for each selected request with this probability (0 < p ≤ 1); always when absent. */
+    probability: z.number().gt(0).max(1).optional(),
+    /** Selects nothing until this long after the rule was added. */
+    startAfterMs: z.number().int().nonnegative().optional(),
+    /** Selects for this long once its start (added + startAfterMs) has come, then expires; unbounded when absent. */
+    activeForMs: z.number().int().positive().optional(),
   })
   .strict()
   .refine((r) => r.code !== undefined || r.latencyMs !== undefined || r.dropConnection === true, {
@@ -36,10 +65,34 @@ const faultRuleSchema = z
 
 export type FaultRule = z.infer<typeof faultRuleSchema>;
 
+/**
+ * `pending` before startAfterMs has passed, `active` while it may select
+ * requests, `expired` after its activeForMs window, `exhausted` once it has
+ * been applied `count` times.
+ */
+export type FaultRuleStatus = 'pending' | 'active' | 'expired' | 'exhausted';
+
 export interface FaultRuleState extends FaultRule {
   id: number;
-  /** How many requests the rule has affected so far. */
+  /** How many requests the rule has affected (faulted) so far. */
   applied: number;
+  /** How many requests the rule selected, fired or not (≥ applied; differs only with `probability`). */
+  matched: number;
+  status: FaultRuleStatus;
+  /** When the rule was added (ISO 8601); its time window is measured from here. */
+  addedAt: string;
+}
+
+/** Faults injected since the last clear, all rules and accounts together. */
+export interface InjectedFaults {
+  /** Requests a rule was applied to, each counted once. */
+  total: number;
+  /** Error replies sent, per EC2 error code. */
+  byCode: Record<string, number>;
+  /** Connections dropped. */
+  dropped: number;
+  /** Requests held back by latencyMs. */
+  delayed: number;
 }
 
 export interface FaultProxyState {
@@ -47,8 +100,15 @@ export interface FaultProxyState {
   /** Requests received per action (faulted ones included), all accounts. */
   counts: Record<string, number>;
   countsByAccount: Record<string, Record<string, number>>;
+  injected: InjectedFaults;
+  /** The seed of the current random sequence (see the head of this file). */
+  seed: number;
   fidelity: FidelitySettings;
 }
+
+const MAX_SEED = 0xffffffff;
+const seedSchema = z.number().int().min(0).max(MAX_SEED);
+const seedBodySchema = z.object({ seed: seedSchema }).strict();
 
 const fidelitySchema = z
   .object({
@@ -61,6 +121,46 @@ const fidelitySchema = z
 export interface FaultProxy {
   endpoint: string;
   stop(): Promise<void>;
+}
+
+export interface FaultProxyOptions {
+  /** moto's endpoint. */
+  target: string;
+  /** Port to listen on (127.0.0.1); a free one when absent. */
+  port?: number;
+  /** Seed of the random sequence, an integer 0 … 2³²−1; random when absent (and reported in the state). */
+  seed?: number;
+}
+
+/** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same sequence of uint32 values. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+/** A uniform float in [0, 1) from a uint32 generator. */
+const unit = (next: () => number) => () => next() / 2 ** 32;
+
+/** A rule as the proxy keeps it: the rule, its counters, its window (performance.now() ms) and its random stream. */
+interface LiveRule {
+  rule: FaultRule;
+  id: number;
+  applied: number;
+  matched: number;
+  addedAt: number;
+  startsAt: number;
+  expiresAt: number | undefined;
+  random: () => number;
+}
+
+function emptyInjected(): InjectedFaults {
+  return { total: 0, byCode: {}, dropped: 0, delayed: 0 };
 }
 
 // Unref: a request held by a latency rule must not keep a stopping process alive.
@@ -108,34 +208,115 @@ function parseCall(req: IncomingMessage, body: Buffer): Ec2Call | undefined {
   return { action, params, region: regionOf(req), account: accountHeader ?? MOTO_DEFAULT_ACCOUNT, accountHeader };
 }
 
-function ruleMatches(rule: FaultRuleState, call: Ec2Call): boolean {
-  if (rule.count !== undefined && rule.applied >= rule.count) return false;
+function ruleStatus(live: LiveRule, now: number): FaultRuleStatus {
+  if (live.expiresAt !== undefined && now >= live.expiresAt) return 'expired';
+  if (live.rule.count !== undefined && live.applied >= live.rule.count) return 'exhausted';
+  if (now < live.startsAt) return 'pending';
+  return 'active';
+}
+
+function ruleSelects(live: LiveRule, call: Ec2Call, now: number): boolean {
+  const { rule } = live;
+  if (ruleStatus(live, now) !== 'active') return false;
   if (rule.action !== '*' && rule.action !== call.action) return false;
   if (rule.account !== undefined && rule.account !== call.account) return false;
   return Object.entries(rule.match ?? {}).every(([k, v]) => call.params.get(k) === v);
 }
 
+/**
+ * The HTTP status EC2 sends with an error code: throttling and service-side
+ * failures are 5xx (the SDKs retry those), authorization failures 401/403,
+ * every other client error 400. A rule's `httpStatus` overrides it.
+ */
+const EC2_ERROR_STATUS: Record<string, number> = {
+  RequestLimitExceeded: 503,
+  ServiceUnavailable: 503,
+  Unavailable: 503,
+  InternalError: 500,
+  InternalFailure: 500,
+  UnauthorizedOperation: 403,
+  AuthFailure: 401,
+};
+
 function defaultStatus(code: string): number {
-  return code === 'RequestLimitExceeded' ? 503 : 400;
+  return EC2_ERROR_STATUS[code] ?? 400;
 }
 
 function defaultMessage(code: string, action: string): string {
   return code === 'RequestLimitExceeded' ? 'Request limit exceeded.' : `Injected ${code} for ${action}.`;
 }
 
-export async function startFaultProxy(opts: { target: string; port?: number }): Promise<FaultProxy> {
+export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
+  if (opts.seed !== undefined && !seedSchema.safeParse(opts.seed).success) {
+    throw new Error(`fault proxy seed must be an integer 0 … ${MAX_SEED}, got ${opts.seed}`);
+  }
   const target = new URL(opts.target);
   const fidelity = new Ec2Fidelity(opts.target);
-  let rules: FaultRuleState[] = [];
+  let rules: LiveRule[] = [];
   let nextRuleId = 1;
   let countsByAccount: Record<string, Record<string, number>> = {};
+  let injected = emptyInjected();
+  let seed = opts.seed ?? randomInt(0, MAX_SEED);
+  // Hands each added rule the seed of its own stream.
+  let ruleSeeds = mulberry32(seed);
+
+  const reseed = (value: number) => {
+    seed = value;
+    ruleSeeds = mulberry32(seed);
+    for (const live of rules) live.random = unit(mulberry32(ruleSeeds()));
+  };
+
+  const publicRule = (live: LiveRule, now: number): FaultRuleState => ({
+    ...live.rule,
+    id: live.id,
+    applied: live.applied,
+    matched: live.matched,
+    status: ruleStatus(live, now),
+    addedAt: new Date(live.addedAt).toISOString(),
+  });
 
   const state = (): FaultProxyState => {
     const counts: Record<string, number> = {};
     for (const perAccount of Object.values(countsByAccount)) {
       for (const [action, n] of Object.entries(perAccount)) counts[action] = (counts[action] ?? 0) + n;
     }
-    return { rules: rules.map((r) => ({ ...r })), counts, countsByAccount: structuredClone(countsByAccount), fidelity: fidelity.settings };
+    const now = performance.now();
+    return {
+      rules: rules.map((r) => publicRule(r, now)),
+      counts,
+      countsByAccount: structuredClone(countsByAccount),
+      injected: structuredClone(injected),
+      seed,
+      fidelity: fidelity.settings,
+    };
+  };
+
+  const addRule = (rule: FaultRule, now: number): LiveRule => {
+    const startsAt = now + (rule.startAfterMs ?? 0);
+    return {
+      rule,
+      id: nextRuleId++,
+      applied: 0,
+      matched: 0,
+      addedAt: Date.now(),
+      startsAt,
+      expiresAt: rule.activeForMs === undefined ? undefined : startsAt + rule.activeForMs,
+      random: unit(mulberry32(ruleSeeds())),
+    };
+  };
+
+  /** The first rule that selects the call and fires, counters updated; undefined when none does. */
+  const firingRule = (call: Ec2Call): LiveRule | undefined => {
+    const now = performance.now();
+    for (const live of rules) {
+      if (!ruleSelects(live, call, now)) continue;
+      live.matched += 1;
+      const p = live.rule.probability;
+      if (p !== undefined && live.random() >= p) continue;
+      live.applied += 1;
+      return live;
+    }
+    return undefined;
   };
 
   function upstream(req: IncomingMessage, body: Buffer, onResponse: (r: IncomingMessage) => void, onError: (e: Error) => void): void {
@@ -184,14 +365,24 @@ export async function startFaultProxy(opts: { target: string; port?: number }): 
     if (path === CONTROL_PATH && req.method === 'POST') {
       const parsed = z.union([faultRuleSchema, z.array(faultRuleSchema)]).safeParse(json);
       if (!parsed.success) return sendJson(res, 400, { error: z.prettifyError(parsed.error) });
-      const added = (Array.isArray(parsed.data) ? parsed.data : [parsed.data]).map((r) => ({ ...r, id: nextRuleId++, applied: 0 }));
+      const now = performance.now();
+      const added = (Array.isArray(parsed.data) ? parsed.data : [parsed.data]).map((r) => addRule(r, now));
       rules = [...rules, ...added];
-      return sendJson(res, 200, { added });
+      return sendJson(res, 200, { added: added.map((r) => publicRule(r, now)) });
     }
     if (path === CONTROL_PATH && req.method === 'DELETE') {
       rules = [];
       countsByAccount = {};
+      injected = emptyInjected();
+      ruleSeeds = mulberry32(seed);
       return sendJson(res, 200, state());
+    }
+    if (path === `${CONTROL_PATH}/seed` && req.method === 'GET') return sendJson(res, 200, { seed });
+    if (path === `${CONTROL_PATH}/seed` && req.method === 'POST') {
+      const parsed = seedBodySchema.safeParse(json);
+      if (!parsed.success) return sendJson(res, 400, { error: z.prettifyError(parsed.error) });
+      reseed(parsed.data.seed);
+      return sendJson(res, 200, { seed });
     }
     if (path === `${CONTROL_PATH}/fidelity` && req.method === 'GET') return sendJson(res, 200, fidelity.settings);
     if (path === `${CONTROL_PATH}/fidelity` && req.method === 'POST') {
@@ -214,9 +405,13 @@ export async function startFaultProxy(opts: { target: string; port?: number }): 
     const perAccount = (countsByAccount[call.account] ??= {});
     perAccount[call.action] = (perAccount[call.action] ?? 0) + 1;
 
-    const rule = rules.find((r) => ruleMatches(r, call));
+    const rule = firingRule(call)?.rule;
     if (rule) {
-      rule.applied += 1;
+      // Counted when decided, so a clear during the latency does not see it afterwards.
+      injected.total += 1;
+      if (rule.latencyMs) injected.delayed += 1;
+      if (rule.dropConnection) injected.dropped += 1;
+      else if (rule.code !== undefined) injected.byCode[rule.code] = (injected.byCode[rule.code] ?? 0) + 1;
       if (rule.latencyMs) await sleep(rule.latencyMs);
       if (rule.dropConnection) {
         req.socket.destroy();
