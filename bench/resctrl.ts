@@ -9,7 +9,7 @@ import { startBackends } from '../sandbox/backends/index.js';
 import { PROJECT_ROOT } from '../sandbox/backends/tools.js';
 import { startFaultProxy } from '../sandbox/ec2/fault-proxy.js';
 import { resctrlWorkflowId } from '../common/names.js';
-import { resctrlStateQuery } from '../workflows/resctrl-messages.js';
+import { resctrlStateQuery } from '../common/workflow-api.js';
 import { counts } from '../workflows/resctrl-state.js';
 import { createTestCluster, eventually } from '../test/support/cluster.js';
 import { ensureNamespace, runPod } from '../test/support/pods.js';

@@ -1,7 +1,6 @@
 // Operator actions on NodeENI entity workflows, shared by the CLI and tests.
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { forceFinishUpdate, stateQuery, type ForceFinishRequest, type ForceFinishResult } from '../workflows/messages.js';
-import type { EntityView } from '../workflows/entity-state.js';
+import { forceFinishUpdate, stateQuery, type EntityView, type ForceFinishRequest, type ForceFinishResult } from '../common/workflow-api.js';
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 

@@ -35,6 +35,16 @@ export function childWorkflowId(entityId: string, op: 'provision' | 'teardown', 
   return `${entityId}/${op}/${k.nodeName}/${k.subnetId}/${seq}`;
 }
 
+/** One provisioning attempt: a new ID (and so a new EC2 ClientToken) per attempt. */
+export function provisionWorkflowId(entityId: string, k: AttachmentKey, seq: number): string {
+  return `${entityId}/provision/${k.nodeName}/${k.subnetId}/${seq}`;
+}
+
+/** At most one teardown of an ENI runs at a time: the ID is the ENI's. */
+export function teardownWorkflowId(entityId: string, nodeName: string, eniId: string): string {
+  return `${entityId}/teardown/${nodeName}/${eniId}`;
+}
+
 /** EC2 tags written on every ENI we create; adoption and the leak sweeper key on them. */
 export const TAG = {
   managedBy: 'nodeeni.networking.k8s.aws/managed-by',

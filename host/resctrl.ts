@@ -54,6 +54,8 @@ export interface CleanupResult {
   races: number;
   /** Groups at the two cleaned levels whose names do not start with the prefix (left alone). */
   nonPrefix: number;
+  /** Prefixed groups left alone because they belong to a live pod. */
+  kept: number;
   removedPaths: string[];
   failed: Array<{ path: string; code: string }>;
 }
@@ -347,12 +349,13 @@ export async function assignTasks(host: Host, groupPath: string, tids: readonly 
 
 /**
  * Removes the root-level groups and the root's mon_groups/* whose names start
- * with `prefix`; other control groups' mon_groups are never listed.
+ * with `prefix`; other control groups' mon_groups are never listed. Names in
+ * `keep` (the groups of pods still running on the node) stay.
  */
-export async function cleanupPrefix(host: Host, root: string, prefix: string): Promise<CleanupResult> {
+export async function cleanupPrefix(host: Host, root: string, prefix: string, keep: ReadonlySet<string> = new Set()): Promise<CleanupResult> {
   const base = validateRoot(root);
   validateGroupPrefix(prefix);
-  const result: CleanupResult = { removed: 0, failures: 0, races: 0, nonPrefix: 0, removedPaths: [], failed: [] };
+  const result: CleanupResult = { removed: 0, failures: 0, races: 0, nonPrefix: 0, kept: 0, removedPaths: [], failed: [] };
   const list = async (p: string): Promise<string[]> => {
     try {
       return await host.readdir(p);
@@ -370,6 +373,10 @@ export async function cleanupPrefix(host: Host, root: string, prefix: string): P
   for (const { name, path } of candidates) {
     if (!name.startsWith(prefix)) {
       result.nonPrefix++;
+      continue;
+    }
+    if (keep.has(name)) {
+      result.kept++;
       continue;
     }
     try {

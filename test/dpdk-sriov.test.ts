@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devicePluginWorkflowId } from '../common/names.js';
 import { parseDevicePluginConfig, resourcesOf } from '../common/device-plugin.js';
-import { devicePluginStateQuery } from '../workflows/device-plugin-messages.js';
+import { devicePluginStateQuery } from '../common/workflow-api.js';
 import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
 import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
 

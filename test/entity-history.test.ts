@@ -4,7 +4,7 @@
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
-import { reconcileSignal } from '../workflows/messages.js';
+import { reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, isReady } from './support/inspect.js';
 

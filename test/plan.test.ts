@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ManagedEni, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
-import { emptyEntityState } from '../workflows/entity-state.js';
+import { emptyEntityState } from '../common/workflow-api.js';
 import { planReconcile, type PlanInput } from '../workflows/plan.js';
 import { buildStatus, conditionReason } from '../workflows/status.js';
 

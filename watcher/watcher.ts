@@ -22,11 +22,7 @@ import { API_GROUP, API_VERSION, entityWorkflowId, FINALIZER, NODEENI_PLURAL, re
 import { SA_NODEENI } from '../common/search-attributes.js';
 import type { NodeENIObject } from '../common/types.js';
 import { selectorMatches } from '../activities/kube/node-identity.js';
-import type { EntityOptions } from '../workflows/entity-state.js';
-import { reconcileSignal } from '../workflows/messages.js';
-import type { nodeEniEntity } from '../workflows/nodeeni-entity.js';
-import { podsChangedSignal, type ResctrlOptions } from '../workflows/resctrl-messages.js';
-import type { resctrlNode } from '../workflows/resctrl-node.js';
+import { podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
 
 export interface WatcherLogger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -98,7 +94,7 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
     const { name, uid } = o.metadata;
     const workflowId = entityWorkflowId(name, uid);
     try {
-      await client.workflow.signalWithStart<typeof nodeEniEntity, []>('nodeEniEntity', {
+      await client.workflow.signalWithStart<(input: EntityInput) => Promise<void>, []>('nodeEniEntity', {
         workflowId,
         taskQueue: opts.taskQueue,
         args: [{ name, uid, options: opts.entityOptions }],
@@ -168,7 +164,7 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
   const podInformer = opts.resctrl ? makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces()) : undefined;
   async function pokeResctrl(nodeName: string, why: string): Promise<void> {
     try {
-      await client.workflow.signalWithStart<typeof resctrlNode, []>('resctrlNode', {
+      await client.workflow.signalWithStart<(input: ResctrlNodeInput) => Promise<void>, []>('resctrlNode', {
         workflowId: resctrlWorkflowId(nodeName),
         taskQueue: opts.taskQueue,
         args: [{ nodeName, options: opts.resctrl! }],

@@ -7,7 +7,8 @@ import { createDevicePluginKubeActivities } from '../activities/kube/device-plug
 import { createDevicePluginConfigMapActivities } from '../activities/kube/device-plugin-configmap.js';
 import { createPodActivities } from '../activities/kube/pod-activities.js';
 import { createDevicePluginStarter } from '../activities/temporal/device-plugin-starter.js';
-import type { DevicePluginOptions } from '../workflows/device-plugin-node.js';
+import type { DevicePluginOptions } from '../common/workflow-api.js';
+import { createChildStatusActivities } from '../activities/temporal/child-status.js';
 import type { WorkerSpec } from './bootstrap.js';
 import type { WorkflowSource } from './workflow-source.js';
 
@@ -33,6 +34,7 @@ export function controlWorkerSpec(deps: ControlWorkerDeps): WorkerSpec {
       ...createDevicePluginConfigMapActivities({ kc: deps.kc }),
       ...createPodActivities({ kc: deps.kc }),
       ...createDevicePluginStarter({ taskQueue: deps.taskQueue, options: deps.devicePlugin }),
+      ...createChildStatusActivities(),
     },
   };
 }

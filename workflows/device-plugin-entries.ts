@@ -2,7 +2,7 @@
 // attachment's device under spec.dpdkResourceName. Pure.
 import type { DevicePluginEntry } from '../common/device-plugin.js';
 import type { NodeENISpec } from '../common/types.js';
-import type { EntityState } from './entity-state.js';
+import type { EntityState } from '../common/workflow-api.js';
 import type { Plan } from './plan.js';
 
 export function devicePluginEntries(plan: Plan, state: EntityState, spec: NodeENISpec, generation: number): Map<string, DevicePluginEntry[]> {
@@ -25,5 +25,5 @@ export function devicePluginEntries(plan: Plan, state: EntityState, spec: NodeEN
 /** True when the node's device plugin has answered the latest request (or was never asked). */
 export function devicePluginSettled(state: EntityState, nodeName: string | undefined): boolean {
   const dp = nodeName === undefined ? undefined : state.devicePlugin[nodeName];
-  return !dp || dp.answer?.requestId === dp.requestId;
+  return !dp || (dp.answer?.requestId === dp.requestId && dp.answer.retrying !== true);
 }

@@ -1,191 +1,355 @@
 // One long-lived entity workflow per NodeENI object (keyed by its UID).
 // Level-triggered: each pass re-reads the object, its nodes and the ENIs that
-// EC2 holds for it (by tag), plans the difference, and runs one child workflow
-// per attachment to close it. It is the single writer of the NodeENI status.
+// EC2 holds for it (by tag), plans the difference, and starts one child
+// workflow per attachment to close it. It is the single writer of the NodeENI
+// status. A pass that fails is reported (Degraded, an Event) and retried after
+// back-off; the workflow itself never fails. Children are tracked by ID in the
+// durable state and report their outcome by signal, so the entity can
+// continue-as-new while they run.
 import {
-  allHandlersFinished,
   condition,
-  continueAsNew,
-  executeChild,
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
+  patched,
+  continueAsNew,
   setCurrentDetails,
   setHandler,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { childWorkflowId } from '../common/names.js';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { provisionWorkflowId, teardownWorkflowId } from '../common/names.js';
 import { SA_NODE_NAME, SA_NODEENI } from '../common/search-attributes.js';
 import type { LeakedENI } from '../common/types.js';
+import {
+  childFinishedSignal,
+  childForceSignal,
+  DEFAULT_ENTITY_OPTIONS,
+  devicePluginAppliedSignal,
+  emptyEntityState,
+  forceFinishSignal,
+  forceFinishUpdate,
+  reconcileSignal,
+  stateQuery,
+  type ChildOutcome,
+  type ChildRecord,
+  type EntityInput,
+  type EntityOptions,
+  type EntityState,
+  type EntityView,
+  type ForceFinishRequest,
+  type ForceFinishResult,
+  type PassFailure,
+} from '../common/workflow-api.js';
 import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
-import { DEFAULT_ENTITY_OPTIONS, emptyEntityState, type EntityOptions, type EntityState, type EntityView } from './entity-state.js';
-import { devicePluginAppliedSignal } from './device-plugin-messages.js';
 import { devicePluginEntries, devicePluginSettled } from './device-plugin-entries.js';
-import { forceFinishSignal, forceFinishUpdate, reconcileSignal, stateQuery, teardownForceSignal, type ForceFinishRequest, type ForceFinishResult } from './messages.js';
+import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
-import { failureMessage, failureReason, provisionAttachment } from './provision-attachment.js';
-import { devicePluginStarter, ec2, kube } from './proxies.js';
-import { buildStatus, type InFlight } from './status.js';
+import { provisionAttachment } from './provision-attachment.js';
+import { childStatus, devicePluginStarter, ec2, kube } from './proxies.js';
+import { Reconciler, type PassResult } from './reconciler.js';
+import { buildStatus } from './status.js';
 import { teardownAttachment } from './teardown-attachment.js';
 
-export interface EntityInput {
-  name: string;
-  uid: string;
-  options?: Partial<EntityOptions>;
-  /** Carried across continue-as-new. */
-  state?: EntityState;
-}
-
-interface Child extends InFlight {
-  workflowId: string;
-  node: string;
-}
+/** Marks histories written by this implementation; runs started by v1 keep v1 until they continue-as-new. */
+export const ENTITY_V2_PATCH = 'nodeeni-entity-v2';
 
 const MAX_BACKOFF_MS = 30 * 60_000;
 
 export async function nodeEniEntity(input: EntityInput): Promise<void> {
-  const { name, uid } = input;
-  const opts: EntityOptions = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
-  const state = input.state ?? emptyEntityState();
-  state.devicePlugin ??= {};
-  const entityId = workflowInfo().workflowId;
-  const children = new Map<string, Child>();
-  const forceOutcomes = new Map<ForceFinishRequest, string[]>();
-  let removing: ManagedEni[] = [];
-  let dirty = true;
+  if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
+  await new NodeEniEntity(input).run();
+}
 
-  const matchesForce = (req: ForceFinishRequest, node: string | undefined) => req.node === undefined || req.node === node;
-  const validateForce = (req: ForceFinishRequest) => {
+/** What an operator's force-finish touched: the update answers once these are settled. */
+interface ForceOutcome {
+  childIds: string[];
+  eniIds: string[];
+}
+
+class NodeEniEntity {
+  private readonly name: string;
+  private readonly uid: string;
+  private readonly opts: EntityOptions;
+  private readonly state: EntityState;
+  private readonly children: Record<string, ChildRecord>;
+  private readonly entityId = workflowInfo().workflowId;
+  private readonly loop: Reconciler;
+  /** ENIs on their way out as of the last pass: what force-finish can act on. */
+  private removing: ManagedEni[] = [];
+  private readonly forceOutcomes = new Map<ForceFinishRequest, ForceOutcome>();
+  /** When this run last asked Temporal how its children are doing (0: not yet, so a new run checks at once). */
+  private childrenCheckedAt = 0;
+
+  constructor(input: EntityInput) {
+    this.name = input.name;
+    this.uid = input.uid;
+    this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
+    // State from a v1 run lacks the v2 fields: v1 hands over only when no child runs.
+    this.state = { ...emptyEntityState(), ...input.state };
+    this.state.devicePlugin ??= {};
+    this.children = this.state.children ??= {};
+    this.state.finished ??= [];
+    this.loop = new Reconciler((this.state.reconciler ??= {}), {
+      resyncMs: this.opts.resyncSeconds * 1000,
+      backoff: { initialMs: Math.min(this.opts.failureBackoffSeconds * 1000, 5000), maxMs: 5 * 60_000 },
+      maxHistoryLength: this.opts.maxHistoryLength,
+      idleSummary: 'resync',
+      reportFailure: (f, first) => this.reportPassFailure(f, first),
+      reportRecovered: (f) => this.event('Normal', 'ReconcileRecovered', `reconcile works again after ${f.attempts} failed passes (${f.reason})`),
+      continueAsNew: () => continueAsNew<typeof nodeEniEntity>({ name: this.name, uid: this.uid, options: this.opts, state: this.state }),
+    });
+
+    setHandler(reconcileSignal, () => this.loop.markDirty(), { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
+    setHandler(childFinishedSignal, (outcome) => this.onChildFinished(outcome), { description: 'A provisioning or teardown child reports how it ended.' });
+    setHandler(devicePluginAppliedSignal, (answer) => {
+      const dp = this.state.devicePlugin[answer.nodeName];
+      if (dp && dp.requestId === answer.requestId) {
+        dp.answer = { requestId: answer.requestId, ok: answer.ok, podFound: answer.podFound, message: answer.message, retrying: answer.retrying };
+        this.loop.markDirty();
+      }
+    }, { description: 'Answer of a node device-plugin workflow to our latest entries.' });
+    setHandler(stateQuery, (): EntityView => ({
+      state: this.state,
+      inFlight: Object.values(this.children).map((c) => ({ key: c.key, op: c.op, workflowId: c.workflowId, eniId: c.eniId, node: c.node })),
+    }), { description: 'The entity state and the child workflows running now.' });
+    setHandler(forceFinishSignal, (req) => {
+      try {
+        this.validateForce(req);
+      } catch (err) {
+        log.warn('forceFinish signal ignored', { error: String(err) });
+        return;
+      }
+      this.state.pendingForce.push(req);
+      this.loop.markDirty();
+    }, { description: 'Like the forceFinish update, for tools that can only signal. Input: {"reason": "...", "node": "optional"}' });
+    setHandler(forceFinishUpdate, (req) => this.forceFinish(req), {
+      validator: (req) => this.validateForce(req),
+      description: 'End a stuck teardown or provisioning: stop, leave the ENIs (tagged) and record them. Input: {"reason": "...", "node": "optional node name"}',
+    });
+  }
+
+  async run(): Promise<void> {
+    await this.loop.run(() => this.pass());
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  private matchesForce(req: ForceFinishRequest, node: string | undefined): boolean {
+    return req.node === undefined || req.node === node;
+  }
+
+  /** Update validator (and the signal's check): plain errors are how validators reject. */
+  private validateForce(req: ForceFinishRequest): void {
     if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('forceFinish needs a non-empty "reason"');
-    const stuck = removing.some((e) => matchesForce(req, e.nodeName)) || [...children.values()].some((c) => c.op === 'teardown' && matchesForce(req, c.node));
-    if (!stuck) throw new Error(`nothing to force-finish: no teardown is pending${req.node ? ` on node ${req.node}` : ''} for NodeENI ${name}`);
-  };
-
-  setHandler(reconcileSignal, () => { dirty = true; }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
-  setHandler(devicePluginAppliedSignal, (answer) => {
-    const dp = state.devicePlugin[answer.nodeName];
-    if (dp && dp.requestId === answer.requestId) {
-      dp.answer = { requestId: answer.requestId, ok: answer.ok, podFound: answer.podFound, message: answer.message };
-      dirty = true;
-    }
-  }, { description: 'Answer of a node device-plugin workflow to our latest entries.' });
-  setHandler(stateQuery, (): EntityView => ({
-    state,
-    inFlight: [...children.values()].map((c) => ({ key: c.key, op: c.op, workflowId: c.workflowId, eniId: c.eniId, node: c.node })),
-  }), { description: 'The entity state and the child workflows running now.' });
-  setHandler(forceFinishSignal, (req) => {
-    try {
-      validateForce(req);
-    } catch (err) {
-      log.warn('forceFinish signal ignored', { error: String(err) });
-      return;
-    }
-    state.pendingForce.push(req);
-    dirty = true;
-  }, { description: 'Like the forceFinish update, for tools that can only signal. Input: {"reason": "...", "node": "optional"}' });
-  setHandler(forceFinishUpdate, async (req): Promise<ForceFinishResult> => {
-    state.pendingForce.push(req);
-    dirty = true;
-    await condition(() => forceOutcomes.has(req) && forceOutcomes.get(req)!.every((id) => ![...children.values()].some((c) => c.eniId === id)));
-    const affected = forceOutcomes.get(req)!;
-    forceOutcomes.delete(req);
-    return { leftBehind: affected.filter((id) => state.leaked.some((l) => l.eniID === id)) };
-  }, {
-    validator: validateForce,
-    description: 'End a stuck teardown: stop cleaning up, leave the ENIs (tagged) and record them. Input: {"reason": "...", "node": "optional node name"}',
-  });
-
-  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
-    kube.recordEvent({ name, uid, eventId: `${entityId}/${workflowInfo().runId}/${++state.seq}/${reason}`, type, reason, message });
-
-  function recordFailure(key: string, err: unknown, generation: number) {
-    const attempts = (state.failures[key]?.attempts ?? 0) + 1;
-    const backoff = Math.min(MAX_BACKOFF_MS, opts.failureBackoffSeconds * 1000 * 2 ** (attempts - 1));
-    state.failures[key] = { reason: failureReason(err), message: failureMessage(err), generation, attempts, retryAt: Date.now() + backoff };
+    const stuck = this.removing.some((e) => this.matchesForce(req, e.nodeName)) || Object.values(this.children).some((c) => this.matchesForce(req, c.node));
+    if (!stuck) throw new Error(`nothing to force-finish: no teardown or provisioning is pending${req.node ? ` on node ${req.node}` : ''} for NodeENI ${this.name}`);
   }
 
-  function startProvision(d: DesiredAttachment, observed: ObservedNodeENI) {
-    const workflowId = childWorkflowId(entityId, 'provision', d.key, ++state.seq);
-    children.set(workflowId, { op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName });
-    executeChild(provisionAttachment, {
-      workflowId,
-      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      staticSummary: `Provision ENI: NodeENI ${name}, node ${d.key.nodeName}, subnet ${d.subnet.id}`,
-      typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: d.key.nodeName }],
-      args: [{
-        nodeEniName: name,
-        nodeEniUid: uid,
-        clusterName: opts.clusterName,
-        key: d.key,
-        attachmentKey: d.keyString,
-        securityGroupIds: d.securityGroupIds,
-        description: observed.spec.description,
-        preferredDeviceIndex: d.preferredDeviceIndex,
-        deleteOnTermination: observed.spec.deleteOnTermination ?? true,
-        mtu: observed.spec.mtu,
-        enableDPDK: observed.spec.enableDPDK ?? false,
-        dpdkDriver: observed.spec.dpdkDriver ?? 'vfio-pci',
-        dpdkPCIAddress: observed.spec.dpdkPCIAddress,
-        generation: observed.generation,
-        nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
-        detachTimeoutMs: opts.detachTimeoutMs,
-      }],
-    })
-      .then((done) => {
-        state.configured[d.keyString] = done;
-        delete state.failures[d.keyString];
-      })
-      .catch((err) => {
-        delete state.configured[d.keyString];
-        recordFailure(d.keyString, err, observed.generation);
-      })
-      .finally(() => {
-        children.delete(workflowId);
-        dirty = true;
+  private async forceFinish(req: ForceFinishRequest): Promise<ForceFinishResult> {
+    this.state.pendingForce.push(req);
+    this.loop.markDirty();
+    await condition(() => {
+      const o = this.forceOutcomes.get(req);
+      return o !== undefined && o.childIds.every((id) => this.children[id] === undefined);
+    });
+    const affected = this.forceOutcomes.get(req)!;
+    this.forceOutcomes.delete(req);
+    return { leftBehind: affected.eniIds.filter((id) => this.state.leaked.some((l) => l.eniID === id)) };
+  }
+
+  private onChildFinished(outcome: ChildOutcome): void {
+    if (!this.children[outcome.workflowId]) return;
+    if (!this.state.finished!.some((o) => o.workflowId === outcome.workflowId)) this.state.finished!.push(outcome);
+    this.loop.markDirty();
+  }
+
+  // ---- one pass ------------------------------------------------------------
+
+  private async pass(): Promise<PassResult> {
+    const { name, uid, state } = this;
+    await this.checkChildren();
+    this.applyFinished();
+
+    const observed = await kube.observeNodeEni({ name, uid });
+    const alive = observed.exists && !observed.deleting;
+    const instanceIds = [...new Set(observed.nodes.map((n) => n.instanceId).filter((i): i is string => !!i))];
+    const instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
+    const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
+    const resolved = await Promise.all(vpcs.map((vpcId) => ec2.resolveSpec({ spec: observed.spec, vpcId })));
+    const managed = await ec2.listManagedEnis({ nodeEniUid: uid });
+    const planFor = () => {
+      const running = Object.values(this.children);
+      return planReconcile({
+        uid, observed, instances, resolved, managed, state,
+        busyKeys: new Set(running.map((c) => c.key)),
+        busyEnis: new Set(running.map((c) => c.eniId).filter((e): e is string => !!e)),
+        now: Date.now(),
       });
+    };
+    let plan = planFor();
+    this.removing = plan.removing;
+    if (state.pendingForce.length > 0) {
+      for (const req of state.pendingForce.splice(0)) this.forceOutcomes.set(req, await this.applyForce(req, plan));
+      plan = planFor();
+      this.removing = plan.removing;
+    }
+
+    // Nothing is created before our finalizer guards the object (the watcher adds it).
+    if (alive && observed.hasFinalizer) await Promise.all(plan.provision.map((d) => this.startProvision(d, observed)));
+    // The device plugin lets go of a device before the device goes (stop consumers first).
+    await this.publishDevicePlugin(plan, observed);
+    for (const eni of plan.teardown) if (devicePluginSettled(state, eni.nodeName)) await this.startTeardown(eni, observed.generation);
+
+    const inFlight = Object.values(this.children);
+    setCurrentDetails(details(name, plan, inFlight, state));
+    if (observed.exists) {
+      await kube.writeStatus({
+        name, uid,
+        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString() }),
+      });
+    }
+
+    if (!alive && inFlight.length === 0 && plan.removing.length === 0 && Object.keys(state.devicePlugin).length === 0) {
+      if (observed.exists) {
+        const { removed } = await kube.removeFinalizer({ name, uid });
+        if (removed) await this.event('Normal', 'CleanupComplete', `every ENI of ${name} is gone${state.leaked.length ? ` or left behind (${state.leaked.map((l) => l.eniID).join(', ')})` : ''}; finalizer removed`);
+      }
+      return { done: true };
+    }
+    return { wakeInMs: nextChildRetry(state) };
   }
 
-  function startTeardown(eni: ManagedEni, generation: number) {
+  /** Children that ended without a word (terminated by an operator, or a lost report) are found by asking Temporal, once per resync. */
+  private async checkChildren(): Promise<void> {
+    const running = Object.values(this.children).filter((c) => !this.state.finished!.some((o) => o.workflowId === c.workflowId));
+    if (running.length === 0 || Date.now() - this.childrenCheckedAt < this.opts.resyncSeconds * 1000) return;
+    this.childrenCheckedAt = Date.now();
+    for (const s of await childStatus.describeChildren({ children: running.map(({ workflowId, op }) => ({ workflowId, op })) })) {
+      if (!s.running) this.onChildFinished(s.outcome);
+    }
+  }
+
+  private applyFinished(): void {
+    const { state } = this;
+    for (const outcome of state.finished!.splice(0)) {
+      const child = this.children[outcome.workflowId];
+      if (!child) continue;
+      delete this.children[outcome.workflowId];
+      if (outcome.op === 'provision') {
+        if (outcome.ok) {
+          state.configured[child.key] = outcome.result;
+          delete state.failures[child.key];
+        } else {
+          delete state.configured[child.key];
+          this.recordFailure(child.key, outcome.reason, outcome.message, child.generation);
+        }
+        continue;
+      }
+      const failureKey = `eni:${child.eniId}`;
+      if (!outcome.ok) {
+        this.recordFailure(failureKey, outcome.reason, outcome.message, child.generation);
+        continue;
+      }
+      delete state.failures[failureKey];
+      if (state.configured[child.key]?.eniId === child.eniId) delete state.configured[child.key];
+      if (outcome.result.outcome === 'forced') this.leave({ eniID: outcome.result.eniId, nodeID: child.node, instanceID: '', reason: outcome.result.reason });
+    }
+  }
+
+  private recordFailure(key: string, reason: string, message: string, generation: number): void {
+    const attempts = (this.state.failures[key]?.attempts ?? 0) + 1;
+    const backoff = Math.min(MAX_BACKOFF_MS, this.opts.failureBackoffSeconds * 1000 * 2 ** Math.min(attempts - 1, 20));
+    this.state.failures[key] = { reason, message, generation, attempts, retryAt: Date.now() + backoff };
+  }
+
+  private leave(record: LeakedENI): void {
+    if (!this.state.leaked.some((l) => l.eniID === record.eniID)) this.state.leaked.push(record);
+    delete this.state.failures[`eni:${record.eniID}`];
+  }
+
+  // ---- children ----------------------------------------------------------
+
+  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI): Promise<void> {
+    const { name, uid, opts } = this;
+    const workflowId = provisionWorkflowId(this.entityId, d.key, ++this.state.seq);
+    await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, () =>
+      startChild(provisionAttachment, {
+        workflowId,
+        // The child outlives a continue-as-new of its entity and reports back by signal.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `Provision ENI: NodeENI ${name}, node ${d.key.nodeName}, subnet ${d.subnet.id}`,
+        typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: d.key.nodeName }],
+        args: [{
+          nodeEniName: name,
+          nodeEniUid: uid,
+          clusterName: opts.clusterName,
+          key: d.key,
+          attachmentKey: d.keyString,
+          securityGroupIds: d.securityGroupIds,
+          description: observed.spec.description,
+          preferredDeviceIndex: d.preferredDeviceIndex,
+          deleteOnTermination: observed.spec.deleteOnTermination ?? true,
+          mtu: observed.spec.mtu,
+          enableDPDK: observed.spec.enableDPDK ?? false,
+          dpdkDriver: observed.spec.dpdkDriver ?? 'vfio-pci',
+          dpdkPCIAddress: observed.spec.dpdkPCIAddress,
+          generation: observed.generation,
+          nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
+          detachTimeoutMs: opts.detachTimeoutMs,
+          deadlineMs: opts.provisionDeadlineSeconds * 1000,
+          reportTo: this.entityId,
+        }],
+      }));
+  }
+
+  private async startTeardown(eni: ManagedEni, generation: number): Promise<void> {
+    const { name, uid, opts } = this;
     const node = eni.nodeName ?? '';
-    const workflowId = childWorkflowId(entityId, 'teardown', { nodeName: node || 'unknown', instanceId: eni.instanceId ?? '', subnetId: eni.subnetId }, ++state.seq);
-    children.set(workflowId, { op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node });
-    executeChild(teardownAttachment, {
-      workflowId,
-      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      staticSummary: `Tear down ${eni.eniId}: NodeENI ${name}, node ${node || 'unknown'}`,
-      typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: node || 'unknown' }],
-      args: [{
-        nodeEniName: name,
-        nodeEniUid: uid,
-        eniId: eni.eniId,
-        nodeName: eni.nodeName,
-        macAddress: eni.macAddress,
-        dpdk: dpdkOf(eni),
-        detachTimeoutMs: opts.detachTimeoutMs,
-        nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
-      }],
-    })
-      .then((res) => {
-        delete state.failures[`eni:${eni.eniId}`];
-        if (eni.attachmentKey && state.configured[eni.attachmentKey]?.eniId === eni.eniId) delete state.configured[eni.attachmentKey];
-        if (res.outcome === 'forced') leave(eni, res.reason);
-      })
-      .catch((err) => recordFailure(`eni:${eni.eniId}`, err, generation))
-      .finally(() => {
-        children.delete(workflowId);
-        dirty = true;
-      });
+    const workflowId = teardownWorkflowId(this.entityId, node || 'unknown', eni.eniId);
+    await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, generation, startedAt: Date.now() }, () =>
+      startChild(teardownAttachment, {
+        workflowId,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `Tear down ${eni.eniId}: NodeENI ${name}, node ${node || 'unknown'}`,
+        typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: node || 'unknown' }],
+        args: [{
+          nodeEniName: name,
+          nodeEniUid: uid,
+          eniId: eni.eniId,
+          nodeName: eni.nodeName,
+          macAddress: eni.macAddress,
+          dpdk: this.dpdkOf(eni),
+          detachTimeoutMs: opts.detachTimeoutMs,
+          nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
+          reportTo: this.entityId,
+        }],
+      }));
+  }
+
+  /** Records the child before it starts; a child already running under that ID (started by an earlier run) is adopted. */
+  private async startTracked(record: ChildRecord, start: () => Promise<unknown>): Promise<void> {
+    this.children[record.workflowId] = record;
+    try {
+      await start();
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      delete this.children[record.workflowId];
+      throw err;
+    }
   }
 
   /** The DPDK binding recorded for this ENI, so its teardown gives the device back to the kernel first. */
-  function dpdkOf(eni: ManagedEni) {
-    const done = eni.attachmentKey ? state.configured[eni.attachmentKey] : undefined;
+  private dpdkOf(eni: ManagedEni) {
+    const done = eni.attachmentKey ? this.state.configured[eni.attachmentKey] : undefined;
     return done?.eniId === eni.eniId && done.dpdk ? { ...done.dpdk, mtu: done.mtu } : undefined;
   }
 
   /** Sends each node's device plugin this NodeENI's current entries, when they changed. */
-  async function publishDevicePlugin(plan: Plan, observed: ObservedNodeENI) {
+  private async publishDevicePlugin(plan: Plan, observed: ObservedNodeENI): Promise<void> {
+    const { state } = this;
     const wanted = devicePluginEntries(plan, state, observed.spec, observed.generation);
     for (const nodeName of [...new Set([...wanted.keys(), ...Object.keys(state.devicePlugin)])].sort()) {
       const entries = wanted.get(nodeName) ?? [];
@@ -197,100 +361,57 @@ export async function nodeEniEntity(input: EntityInput): Promise<void> {
         continue;
       }
       const requestId = String(++state.seq);
-      await devicePluginStarter.publishDevicePluginEntries({ nodeName, owner: entityId, entries, requestId });
+      await devicePluginStarter.publishDevicePluginEntries({ nodeName, owner: this.entityId, entries, requestId });
       state.devicePlugin[nodeName] = { sent, requestId };
     }
   }
 
-  function leave(eni: ManagedEni, reason: string) {
-    const record: LeakedENI = { eniID: eni.eniId, nodeID: eni.nodeName ?? '', instanceID: eni.instanceId ?? '', reason };
-    if (!state.leaked.some((l) => l.eniID === eni.eniId)) state.leaked.push(record);
-    delete state.failures[`eni:${eni.eniId}`];
-  }
-
-  /** Applies an operator's force-finish: running teardowns are told to stop, waiting ones are left at once. */
-  async function applyForce(req: ForceFinishRequest, plan: Plan): Promise<string[]> {
-    const affected: string[] = [];
-    for (const child of children.values()) {
-      if (child.op !== 'teardown' || !child.eniId || !matchesForce(req, child.node)) continue;
-      await getExternalWorkflowHandle(child.workflowId).signal(teardownForceSignal, req);
-      affected.push(child.eniId);
+  /** Applies an operator's force-finish: running children are told to stop, waiting teardowns are left at once. */
+  private async applyForce(req: ForceFinishRequest, plan: Plan): Promise<ForceOutcome> {
+    const outcome: ForceOutcome = { childIds: [], eniIds: [] };
+    for (const child of Object.values(this.children)) {
+      if (!this.matchesForce(req, child.node)) continue;
+      await getExternalWorkflowHandle(child.workflowId).signal(childForceSignal, req);
+      outcome.childIds.push(child.workflowId);
+      if (child.eniId) outcome.eniIds.push(child.eniId);
     }
-    const busy = new Set([...children.values()].map((c) => c.eniId));
+    const busy = new Set(Object.values(this.children).map((c) => c.eniId));
     for (const eni of plan.removing) {
-      if (busy.has(eni.eniId) || !matchesForce(req, eni.nodeName)) continue;
+      if (busy.has(eni.eniId) || !this.matchesForce(req, eni.nodeName)) continue;
       await ec2.tagLeaked({ eniId: eni.eniId, reason: req.reason });
-      leave(eni, req.reason);
-      affected.push(eni.eniId);
-      await event('Warning', 'ForceFinished', `teardown of ${eni.eniId} on node ${eni.nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
+      this.leave({ eniID: eni.eniId, nodeID: eni.nodeName ?? '', instanceID: eni.instanceId ?? '', reason: req.reason });
+      outcome.eniIds.push(eni.eniId);
+      await this.event('Warning', 'ForceFinished', `teardown of ${eni.eniId} on node ${eni.nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
     }
-    return affected;
+    return outcome;
   }
 
-  for (;;) {
-    await condition(() => dirty, nextWake(state, opts));
-    dirty = false;
+  // ---- reporting -----------------------------------------------------------
 
-    const observed = await kube.observeNodeEni({ name, uid });
-    const alive = observed.exists && !observed.deleting;
-    const instanceIds = [...new Set(observed.nodes.map((n) => n.instanceId).filter((i): i is string => !!i))];
-    const instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
-    const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
-    const resolved = await Promise.all(vpcs.map((vpcId) => ec2.resolveSpec({ spec: observed.spec, vpcId })));
-    const managed = await ec2.listManagedEnis({ nodeEniUid: uid });
-    const planFor = () => planReconcile({
-      uid, observed, instances, resolved, managed, state,
-      busyKeys: new Set([...children.values()].map((c) => c.key)),
-      busyEnis: new Set([...children.values()].map((c) => c.eniId).filter((e): e is string => !!e)),
-      now: Date.now(),
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return kube.recordEvent({ name: this.name, uid: this.uid, eventId: `${this.entityId}/${workflowInfo().runId}/${++this.state.seq}/${reason}`, type, reason, message });
+  }
+
+  private async reportPassFailure(f: PassFailure, firstOfItsKind: boolean): Promise<void> {
+    const retryIn = Math.max(0, Math.round((f.retryAt - Date.now()) / 1000));
+    const message = `reconcile failed (${f.attempts} in a row): ${f.reason}: ${f.message}; retrying in ${retryIn} s`;
+    setCurrentDetails(`**NodeENI ${this.name}**: ${message}`);
+    await kube.setCondition({
+      name: this.name, uid: this.uid,
+      condition: { type: 'Degraded', status: 'True', reason: 'ReconcileFailed', message: message.slice(0, 2000) },
     });
-    let plan = planFor();
-    removing = plan.removing;
-    if (state.pendingForce.length > 0) {
-      for (const req of state.pendingForce.splice(0)) forceOutcomes.set(req, await applyForce(req, plan));
-      plan = planFor();
-      removing = plan.removing;
-    }
-
-    // Nothing is created before our finalizer guards the object (the watcher adds it).
-    if (alive && observed.hasFinalizer) for (const d of plan.provision) startProvision(d, observed);
-    // The device plugin lets go of a device before the device goes (stop consumers first).
-    await publishDevicePlugin(plan, observed);
-    for (const eni of plan.teardown) if (devicePluginSettled(state, eni.nodeName)) startTeardown(eni, observed.generation);
-
-    const inFlight = [...children.values()];
-    setCurrentDetails(details(name, plan, inFlight, state));
-    if (observed.exists) {
-      await kube.writeStatus({
-        name, uid,
-        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString() }),
-      });
-    }
-
-    if (!alive && children.size === 0 && plan.removing.length === 0 && Object.keys(state.devicePlugin).length === 0) {
-      if (observed.exists) {
-        const { removed } = await kube.removeFinalizer({ name, uid });
-        if (removed) await event('Normal', 'CleanupComplete', `every ENI of ${name} is gone${state.leaked.length ? ` or left behind (${state.leaked.map((l) => l.eniID).join(', ')})` : ''}; finalizer removed`);
-      }
-      await condition(allHandlersFinished);
-      return;
-    }
-    const info = workflowInfo();
-    if (children.size === 0 && (info.continueAsNewSuggested || info.historyLength > opts.maxHistoryLength)) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof nodeEniEntity>({ name, uid, options: opts, state });
-    }
+    if (firstOfItsKind) await this.event('Warning', 'ReconcileFailed', message);
   }
 }
 
-/** Sleep until the next resync, or the earliest failure retry, whichever comes first. */
-function nextWake(state: EntityState, opts: EntityOptions): number {
+/** The earliest time a backed-off child may be retried, so the loop wakes for it. */
+function nextChildRetry(state: EntityState): number | undefined {
   const now = Date.now();
-  const retries = Object.values(state.failures).map((f) => f.retryAt - now).filter((ms) => ms > 0);
-  return Math.max(1000, Math.min(opts.resyncSeconds * 1000, ...retries));
+  const waits = Object.values(state.failures).map((f) => f.retryAt - now).filter((ms) => ms > 0);
+  return waits.length > 0 ? Math.max(1000, Math.min(...waits)) : undefined;
 }
 
-function details(name: string, plan: Plan, inFlight: Child[], state: EntityState): string {
+function details(name: string, plan: Plan, inFlight: ChildRecord[], state: EntityState): string {
   const lines = [
     `**NodeENI ${name}**: ${plan.desired.length} desired attachments, ${plan.removing.length} ENIs to remove, ${inFlight.length} running`,
     ...inFlight.map((c) => `- ${c.op} on ${c.node}${c.eniId ? ` (${c.eniId})` : ''}: \`${c.workflowId}\``),

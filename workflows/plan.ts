@@ -3,7 +3,7 @@
 import { attachmentKeyString, type AttachmentKey } from '../common/names.js';
 import type { InstanceInfo, ManagedEni, ResolvedSpec, ResolvedSubnet, SpecProblem } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
-import type { EntityState } from './entity-state.js';
+import type { EntityState } from '../common/workflow-api.js';
 
 export interface DesiredAttachment {
   key: AttachmentKey;

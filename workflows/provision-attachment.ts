@@ -2,61 +2,48 @@
 // DeleteOnTermination, wait until attached, configure on the node. A saga:
 // completed steps are undone in reverse, in a scope cancellation cannot
 // interrupt, when a later step fails for good.
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  log,
-  TimeoutFailure,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
-import { TimeoutType } from '@temporalio/common';
-import type { AttachmentKey } from '../common/names.js';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
-import type { ConfiguredAttachment } from './entity-state.js';
-import { ec2, ec2Waits, kube, onNode } from './proxies.js';
-
-export interface ProvisionInput {
-  nodeEniName: string;
-  nodeEniUid: string;
-  clusterName: string;
-  key: AttachmentKey;
-  attachmentKey: string;
-  securityGroupIds: string[];
-  description?: string;
-  preferredDeviceIndex: number;
-  deleteOnTermination: boolean;
-  mtu?: number;
-  enableDPDK: boolean;
-  dpdkDriver: string;
-  /** When set, the device found by MAC must sit at this PCI address. */
-  dpdkPCIAddress?: string;
-  generation: number;
-  nodeAgentStartTimeoutMs: number;
-  detachTimeoutMs: number;
-}
+import { childForceSignal, type ConfiguredAttachment, type ProvisionInput } from '../common/workflow-api.js';
+import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
+import { reportToEntity } from './report-to-entity.js';
+import { ec2, ec2Compensation, ec2Waits, kube, onNode } from './proxies.js';
 
 interface Compensation {
   what: string;
   run: () => Promise<unknown>;
 }
 
-/** The node agent never picked up the task: the node is down or gone, not the spec at fault. */
-export function isNodeAgentUnavailable(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
+/** Why the forward steps stopped before finishing: an operator's force-finish or the deadline. */
+interface Stop {
+  reason: 'ForceFinished' | 'ProvisionDeadlineExceeded';
+  message: string;
 }
 
 export async function provisionAttachment(input: ProvisionInput): Promise<ConfiguredAttachment> {
   const { key } = input;
   const node = onNode(key.nodeName, input.nodeAgentStartTimeoutMs);
+  const { workflowId, runId } = workflowInfo();
   const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
-    kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+    kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowId}/${reason}`, type, reason, message });
+
+  let stop: Stop | undefined;
+  setHandler(childForceSignal, (req) => {
+    stop ??= { reason: 'ForceFinished', message: `force-finished by an operator: ${req.reason}` };
+  }, { description: 'Stop this provisioning now: undo what was done and report it failed, with a reason.' });
+  if (input.deadlineMs !== undefined) {
+    const deadlineMs = input.deadlineMs;
+    void sleep(deadlineMs, { summary: 'provisioning deadline' }).then(() => {
+      stop ??= { reason: 'ProvisionDeadlineExceeded', message: `not finished within ${Math.round(deadlineMs / 1000)} s` };
+    });
+  }
 
   const compensations: Compensation[] = [];
-  try {
+  const forward = async (): Promise<ConfiguredAttachment> => {
     const eni = await ec2.ensureEni({
       attachmentKey: input.attachmentKey,
+      // One ClientToken per provisioning attempt: stable across this activity's retries, new for the next attempt.
+      attemptId: `${workflowId}/${runId}`,
       clusterName: input.clusterName,
       nodeEniName: input.nodeEniName,
       nodeEniUid: input.nodeEniUid,
@@ -69,7 +56,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
     if (eni.created) {
       // Registered before attach: the create is idempotent, so a lost attach response cannot leak it.
-      compensations.unshift({ what: `delete ${eni.eniId}`, run: () => ec2.deleteEni({ eniId: eni.eniId }) });
+      compensations.unshift({ what: `delete ${eni.eniId}`, run: () => ec2Compensation.deleteEni({ eniId: eni.eniId }) });
       await event('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
     }
 
@@ -78,11 +65,11 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       compensations.unshift({
         what: `detach ${eni.eniId}`,
         run: async () => {
-          await ec2.detachEni({ eniId: eni.eniId, force: false });
-          const { detached } = await ec2Waits.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
+          await ec2Compensation.detachEni({ eniId: eni.eniId, force: false });
+          const { detached } = await ec2Compensation.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
           if (!detached) {
-            await ec2.detachEni({ eniId: eni.eniId, force: true });
-            await ec2Waits.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
+            await ec2Compensation.detachEni({ eniId: eni.eniId, force: true });
+            await ec2Compensation.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
           }
         },
       });
@@ -125,6 +112,12 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       generation: input.generation,
       dpdk,
     };
+  };
+
+  try {
+    const done = await untilStopped(forward, () => stop);
+    await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
+    return done;
   } catch (err) {
     const reason = failureReason(err);
     const message = failureMessage(err);
@@ -135,33 +128,28 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
         try {
           await c.run();
         } catch (compErr) {
-          log.error('compensation failed', { what: c.what, error: String(compErr) });
+          // What stays is tagged with its attachment key: the entity adopts or tears it down.
+          log.error('compensation failed', { what: c.what, error: failureMessage(compErr) });
         }
       }
       await event('Warning', 'ProvisioningFailed', `node ${key.nodeName}, subnet ${key.subnetId}: ${reason}: ${message}${undo.length ? `; undone: ${undo.map((c) => c.what).join(', ')}` : ''}`);
+      await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: false, reason, message });
     });
     throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
   }
 }
 
-export function failureReason(err: unknown): string {
-  if (isNodeAgentUnavailable(err)) return 'NodeAgentUnavailable';
-  let e: unknown = err;
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
-    if (e instanceof TimeoutFailure) return 'Timeout';
-    e = (e as Error & { cause?: unknown }).cause;
-  }
-  return 'ProvisioningFailed';
-}
-
-export function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  let last = String(err);
-  while (e instanceof Error) {
-    last = e.message;
-    if (e instanceof ApplicationFailure) return e.message;
-    e = (e as Error & { cause?: unknown }).cause;
-  }
-  return last;
+/** Runs the forward steps until they finish or a stop is requested; a stop cancels the running step and fails with its reason. */
+async function untilStopped<T>(work: () => Promise<T>, stopped: () => Stop | undefined): Promise<T> {
+  const scope = new CancellationScope();
+  const running = scope.run(work);
+  const interrupted = condition(() => stopped() !== undefined);
+  const first = await Promise.race([running.then((v) => ({ v })), interrupted.then(() => undefined)]);
+  if (first) return first.v;
+  scope.cancel();
+  await running.catch((err) => {
+    if (!isCancellation(err)) throw err;
+  });
+  const stop = stopped()!;
+  throw ApplicationFailure.create({ type: stop.reason, message: stop.message, nonRetryable: true });
 }

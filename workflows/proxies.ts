@@ -5,6 +5,7 @@ import type { Ec2Activities } from '../activities/ec2/ec2-activities.js';
 import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
 import type { DevicePluginStarterActivities } from '../activities/temporal/device-plugin-starter.js';
+import type { ChildStatusActivities } from '../activities/temporal/child-status.js';
 import { nodeTaskQueue } from '../common/names.js';
 
 /** EC2 calls retry until they succeed or fail for good; a stuck teardown is ended by force-finish. */
@@ -13,6 +14,18 @@ export const ec2 = proxyActivities<Ec2Activities>({
   // The worker interceptor heartbeats for us: a dead worker is noticed in seconds.
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+});
+
+/**
+ * Undo steps of a provisioning saga: bounded, because a provisioning must end.
+ * What a failed undo leaves is tagged with its attachment key, so the entity
+ * adopts it or tears it down on a later pass.
+ */
+export const ec2Compensation = proxyActivities<Pick<Ec2Activities, 'deleteEni' | 'detachEni' | 'waitForDetached'>>({
+  startToCloseTimeout: '10m',
+  scheduleToCloseTimeout: '15m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 export const ec2Waits = proxyActivities<Pick<Ec2Activities, 'waitForAttachment' | 'waitForDetached'>>({
@@ -29,6 +42,11 @@ export const kube = proxyActivities<KubeActivities>({
 
 export const devicePluginStarter = proxyActivities<DevicePluginStarterActivities>({
   startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+export const childStatus = proxyActivities<ChildStatusActivities>({
+  startToCloseTimeout: '60s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 

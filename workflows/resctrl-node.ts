@@ -1,55 +1,62 @@
 // One workflow per node keeps a resctrl group per pod (seed 004), with pods
 // taken from the Kubernetes API and container threads from cgroup v2. Each
-// pass: (first run only) clean up groups left by an earlier incarnation,
-// drop groups of pods that went, create groups for new pods, assign every
-// container thread, retry failed groups once (stopping at the first capacity
-// error) and partial containers, then report events and metrics. Passes run
-// when the watcher signals a pod change and on a timer (late containers,
-// exec'd processes, groups a container runtime deleted).
-import { allHandlersFinished, condition, continueAsNew, metricMeter, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import { podsChangedSignal, resctrlStateQuery, type ResctrlOptions } from './resctrl-messages.js';
-import type { PodActivities, NodePod } from '../activities/kube/pod-activities.js';
-import type { ResctrlActivities } from '../activities/node/resctrl-activities.js';
+// pass: (the first time this node's workflow ever runs) clean up groups left
+// by an earlier incarnation, sparing the groups of pods running now; drop
+// groups of pods that went, create groups for new pods, assign every container
+// thread, retry failed groups once (stopping at the first capacity error) and
+// partial containers, then report events and metrics. Passes run when the
+// watcher signals a pod change and on a timer (late containers, exec'd
+// processes, groups a container runtime deleted). A pass that fails (the
+// node's agent away, the API server refusing) is retried after back-off; the
+// workflow ends itself when its node is gone.
+import { continueAsNew, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { nodeTaskQueue } from '../common/names.js';
-import { counts, describeEvent, emptyResctrlState, pendingEvent, type PodRecord, type ResctrlEvent, type ResctrlState } from './resctrl-state.js';
+import {
+  podsChangedSignal,
+  resctrlStateQuery,
+  type PassFailure,
+  type PodRecord,
+  type ResctrlEvent,
+  type ResctrlNodeInput,
+  type ResctrlOptions,
+  type ResctrlState,
+} from '../common/workflow-api.js';
+import type { NodePod, PodActivities } from '../activities/kube/pod-activities.js';
+import type { ResctrlActivities } from '../activities/node/resctrl-activities.js';
+import { legacyResctrlNode } from './legacy/resctrl-node-v1.js';
+import { Reconciler, type PassResult } from './reconciler.js';
+import { counts, describeEvent, emptyResctrlState, pendingEvent } from './resctrl-state.js';
 
-export interface ResctrlNodeInput {
-  nodeName: string;
-  options: ResctrlOptions;
-  state?: ResctrlState;
-}
-
-
+/** Marks histories written by this implementation; runs started by v1 keep v1 until they continue-as-new. */
+export const RESCTRL_V2_PATCH = 'resctrl-node-v2';
 
 const POD_CONCURRENCY = 8;
+
+const kube = proxyActivities<PodActivities>({
+  startToCloseTimeout: '30s',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+export async function resctrlNode(input: ResctrlNodeInput): Promise<void> {
+  if (!patched(RESCTRL_V2_PATCH)) return legacyResctrlNode(input);
+  await new ResctrlNode(input).run();
+}
 
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
-const kube = proxyActivities<PodActivities>({
-  startToCloseTimeout: '30s',
-  heartbeatTimeout: '10s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
-});
-
-export async function resctrlNode(input: ResctrlNodeInput): Promise<void> {
-  const { nodeName, options } = input;
-  const state = input.state ?? emptyResctrlState();
-  // Events of this run, for the query; the durable record is the Kubernetes Event.
-  const events: ResctrlEvent[] = [];
-  let dirty = true;
-  let seq = 0;
-  setHandler(podsChangedSignal, () => { dirty = true; }, { description: 'A pod of this node changed: reconcile now.' });
-  setHandler(resctrlStateQuery, () => ({ state, events }), { description: 'Per-pod groups, container states and the events of this run.' });
-
-  const node = proxyActivities<ResctrlActivities>({
-    taskQueue: nodeTaskQueue(nodeName),
-    scheduleToStartTimeout: options.nodeAgentStartTimeoutMs,
-    startToCloseTimeout: '60s',
-    retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
-  });
-  const gauges = {
+class ResctrlNode {
+  private readonly nodeName: string;
+  private readonly options: ResctrlOptions;
+  private readonly state: ResctrlState;
+  /** Events of this run, for the query; the durable record is the Kubernetes Event. */
+  private readonly events: ResctrlEvent[] = [];
+  private readonly loop: Reconciler;
+  private readonly node: ResctrlActivities;
+  private seq = 0;
+  private readonly gauges = {
     total: metricMeter.createGauge('nodeeni_resctrl_pod_total_containers', 'int', '', 'containers known for the pod'),
     reconciled: metricMeter.createGauge('nodeeni_resctrl_pod_reconciled_containers', 'int', '', 'containers whose threads are all in the pod group'),
     llc: metricMeter.createGauge('nodeeni_resctrl_pod_llc_occupancy_bytes', 'int', 'bytes', 'L3 occupancy of the pod group'),
@@ -57,85 +64,128 @@ export async function resctrlNode(input: ResctrlNodeInput): Promise<void> {
     mbmLocal: metricMeter.createGauge('nodeeni_resctrl_pod_mbm_local_bytes', 'int', 'bytes', 'memory bandwidth local counter of the pod group'),
   };
 
-  async function emit(pod: Pick<PodRecord, 'uid' | 'namespace' | 'name'>, e: ResctrlEvent | undefined) {
-    if (!e) return;
-    events.push(e);
-    await kube.recordPodEvent({
-      namespace: pod.namespace, podName: pod.name, podUid: pod.uid,
-      eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${++seq}`,
-      type: 'Normal', reason: e.type === 'Removed' ? 'ResctrlGroupRemoved' : 'ResctrlGroupUpdated', message: describeEvent(e),
+  constructor(input: ResctrlNodeInput) {
+    this.nodeName = input.nodeName;
+    this.options = input.options;
+    this.state = input.state ?? emptyResctrlState();
+    this.node = proxyActivities<ResctrlActivities>({
+      taskQueue: nodeTaskQueue(this.nodeName),
+      scheduleToStartTimeout: this.options.nodeAgentStartTimeoutMs,
+      startToCloseTimeout: '60s',
+      retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
     });
+    this.loop = new Reconciler((this.state.reconciler ??= {}), {
+      resyncMs: this.options.resyncSeconds * 1000,
+      backoff: { initialMs: 1000, maxMs: 5 * 60_000 },
+      maxHistoryLength: this.options.maxHistoryLength,
+      idleSummary: 'look for late containers and exec\'d processes',
+      reportFailure: (f, first) => this.reportPassFailure(f, first),
+      continueAsNew: () => continueAsNew<typeof resctrlNode>({ nodeName: this.nodeName, options: this.options, state: this.state }),
+    });
+    setHandler(podsChangedSignal, () => this.loop.markDirty(), { description: 'A pod of this node changed: reconcile now.' });
+    setHandler(resctrlStateQuery, () => ({ state: this.state, events: this.events }), { description: 'Per-pod groups, container states and the events of this run.' });
   }
 
-  async function ensureGroup(pod: PodRecord): Promise<boolean> {
-    const res = await node.ensurePodGroup({ podUid: pod.uid, prefix: options.groupPrefix, mode: options.mode });
+  async run(): Promise<void> {
+    await this.loop.run(() => this.pass());
+  }
+
+  private async pass(): Promise<PassResult> {
+    const { state, options, nodeName } = this;
+    const pods = await kube.listNodePods({ nodeName });
+    // A node with no pods, or whose agent did not answer, may be gone: then there is nothing left to keep.
+    if ((pods.length === 0 || this.loop.failure) && !(await kube.nodeExists({ nodeName }))) {
+      setCurrentDetails(`node ${nodeName} is gone; nothing left to keep`);
+      return { done: true };
+    }
+    if (!state.cleanedUp) {
+      if (options.cleanupOnStart) await this.node.cleanupResctrl({ prefix: options.groupPrefix, keepPodUids: pods.map((p) => p.uid) });
+      state.cleanedUp = true;
+    }
+    const live = new Map(pods.map((p) => [p.uid, p]));
+
+    for (const pod of Object.values(state.pods)) {
+      if (live.has(pod.uid)) continue;
+      delete state.pods[pod.uid];
+      await this.emit(pod, { type: 'Removed', podUid: pod.uid });
+      if (pod.group.kind === 'Exists') await this.node.removePodGroup({ groupPath: pod.group.path });
+    }
+    // retry_all_once: failed groups in order, stopping at the first capacity error.
+    let capacityHit = false;
+    for (const pod of Object.values(state.pods)) {
+      if (pod.group.kind !== 'Failed' || capacityHit) continue;
+      capacityHit = !(await this.ensureGroup(pod));
+    }
+    // Pods are independent: work on several at once (bounded, to spare the node agent).
+    await inBatches([...live.values()], POD_CONCURRENCY, (p) => this.reconcilePod(p));
+    const all = Object.values(state.pods);
+    setCurrentDetails(`**node ${nodeName}**: ${all.length} pods, ${all.filter((p) => p.group.kind === 'Failed').length} groups failed`);
+    return {};
+  }
+
+  private async reconcilePod(p: NodePod): Promise<void> {
+    const { state, nodeName, gauges } = this;
+    let pod = state.pods[p.uid];
+    if (!pod) {
+      pod = { uid: p.uid, namespace: p.namespace, name: p.name, group: { kind: 'Failed', reason: 'not created yet' }, containers: {} };
+      state.pods[p.uid] = pod;
+      await this.ensureGroup(pod);
+      await this.emit(pod, pendingEvent(pod));
+    }
+    await this.reconcileContainers(pod, p);
+    await this.emit(pod, pendingEvent(pod));
+    const c = counts(pod);
+    const tags = { node: nodeName, pod_uid: pod.uid, namespace: pod.namespace, pod: pod.name };
+    gauges.total.set(c.total, tags);
+    gauges.reconciled.set(c.reconciled, tags);
+    if (pod.group.kind === 'Exists') {
+      const mon = await this.node.readPodMonData({ groupPath: pod.group.path });
+      if (mon.llcOccupancy !== undefined) gauges.llc.set(mon.llcOccupancy, tags);
+      if (mon.mbmTotalBytes !== undefined) gauges.mbmTotal.set(mon.mbmTotalBytes, tags);
+      if (mon.mbmLocalBytes !== undefined) gauges.mbmLocal.set(mon.mbmLocalBytes, tags);
+    }
+  }
+
+  /** False when the group could not be made for lack of capacity (the caller stops retrying others). */
+  private async ensureGroup(pod: PodRecord): Promise<boolean> {
+    const res = await this.node.ensurePodGroup({ podUid: pod.uid, prefix: this.options.groupPrefix, mode: this.options.mode });
     pod.group = res.ok ? { kind: 'Exists', path: res.path } : { kind: 'Failed', reason: `${res.kind}: ${res.message}` };
     return res.ok || (res.kind !== 'Capacity' && res.kind !== 'CapacityLimbo');
   }
 
-  async function reconcileContainers(pod: PodRecord, live: NodePod) {
+  private async reconcileContainers(pod: PodRecord, live: NodePod): Promise<void> {
     for (const c of live.containers) {
       pod.containers[c.id] ??= 'Partial';
       if (pod.group.kind !== 'Exists') continue;
-      let res = await node.reconcileContainer({ podUid: pod.uid, qosClass: live.qosClass, containerId: c.id, groupPath: pod.group.path });
+      let res = await this.node.reconcileContainer({ podUid: pod.uid, qosClass: live.qosClass, containerId: c.id, groupPath: pod.group.path });
       if (res.groupGone) {
         // A container runtime with its own RDT config deleted the group: make it again.
-        await ensureGroup(pod);
+        await this.ensureGroup(pod);
         if (pod.group.kind !== 'Exists') continue;
-        res = await node.reconcileContainer({ podUid: pod.uid, qosClass: live.qosClass, containerId: c.id, groupPath: pod.group.path });
+        res = await this.node.reconcileContainer({ podUid: pod.uid, qosClass: live.qosClass, containerId: c.id, groupPath: pod.group.path });
       }
       pod.containers[c.id] = res.complete ? 'Reconciled' : 'Partial';
     }
     for (const id of Object.keys(pod.containers)) if (!live.containers.some((c) => c.id === id)) delete pod.containers[id];
   }
 
-  for (;;) {
-    await condition(() => dirty, options.resyncSeconds * 1000);
-    dirty = false;
-    if (!state.cleanedUp) {
-      if (options.cleanupOnStart) await node.cleanupResctrl({ prefix: options.groupPrefix });
-      state.cleanedUp = true;
-    }
-    const live = new Map((await kube.listNodePods({ nodeName })).map((p) => [p.uid, p]));
-
-    for (const pod of Object.values(state.pods)) {
-      if (live.has(pod.uid)) continue;
-      delete state.pods[pod.uid];
-      await emit(pod, { type: 'Removed', podUid: pod.uid });
-      if (pod.group.kind === 'Exists') await node.removePodGroup({ groupPath: pod.group.path });
-    }
-    // retry_all_once: failed groups in order, stopping at the first capacity error.
-    let capacityHit = false;
-    for (const pod of Object.values(state.pods)) {
-      if (pod.group.kind !== 'Failed' || capacityHit) continue;
-      capacityHit = !(await ensureGroup(pod));
-    }
-    // Pods are independent: work on several at once (bounded, to spare the node agent).
-    await inBatches([...live.values()], POD_CONCURRENCY, async (p) => {
-      let pod = state.pods[p.uid];
-      if (!pod) {
-        pod = { uid: p.uid, namespace: p.namespace, name: p.name, group: { kind: 'Failed', reason: 'not created yet' }, containers: {} };
-        state.pods[p.uid] = pod;
-        await ensureGroup(pod);
-        await emit(pod, pendingEvent(pod));
-      }
-      await reconcileContainers(pod, p);
-      await emit(pod, pendingEvent(pod));
-      const c = counts(pod);
-      const tags = { node: nodeName, pod_uid: pod.uid, namespace: pod.namespace, pod: pod.name };
-      gauges.total.set(c.total, tags);
-      gauges.reconciled.set(c.reconciled, tags);
-      if (pod.group.kind === 'Exists') {
-        const mon = await node.readPodMonData({ groupPath: pod.group.path });
-        if (mon.llcOccupancy !== undefined) gauges.llc.set(mon.llcOccupancy, tags);
-        if (mon.mbmTotalBytes !== undefined) gauges.mbmTotal.set(mon.mbmTotalBytes, tags);
-        if (mon.mbmLocalBytes !== undefined) gauges.mbmLocal.set(mon.mbmLocalBytes, tags);
-      }
+  private async emit(pod: Pick<PodRecord, 'uid' | 'namespace' | 'name'>, e: ResctrlEvent | undefined): Promise<void> {
+    if (!e) return;
+    this.events.push(e);
+    const { workflowId, runId } = workflowInfo();
+    await kube.recordPodEvent({
+      namespace: pod.namespace, podName: pod.name, podUid: pod.uid,
+      eventId: `${workflowId}/${runId}/${++this.seq}`,
+      type: 'Normal', reason: e.type === 'Removed' ? 'ResctrlGroupRemoved' : 'ResctrlGroupUpdated', message: describeEvent(e),
     });
+  }
 
-    if (!dirty && workflowInfo().historyLength > options.maxHistoryLength) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof resctrlNode>({ nodeName, options, state });
-    }
+  private async reportPassFailure(f: PassFailure, firstOfItsKind: boolean): Promise<void> {
+    const retryIn = Math.max(0, Math.round((f.retryAt - Date.now()) / 1000));
+    const message = `resctrl reconcile of node ${this.nodeName} failed (${f.attempts} in a row): ${f.reason}: ${f.message}; retrying in ${retryIn} s`;
+    setCurrentDetails(message);
+    if (!firstOfItsKind) return;
+    const { workflowId, runId } = workflowInfo();
+    await kube.recordNodeEvent({ nodeName: this.nodeName, eventId: `${workflowId}/${runId}/${++this.seq}`, type: 'Warning', reason: 'ResctrlReconcileFailed', message, component: 'nodeeni-resctrl' });
   }
 }

@@ -3,27 +3,7 @@
 // counters change; Removed when it goes; nothing for cleanup-only activity.
 // Pure and deterministic: the node's workflow drives it, tests call it directly.
 
-export type GroupState = { kind: 'Exists'; path: string } | { kind: 'Failed'; reason: string };
-export type ContainerState = 'Partial' | 'Reconciled';
-
-export interface PodRecord {
-  uid: string;
-  namespace: string;
-  name: string;
-  group: GroupState;
-  containers: Record<string, ContainerState>;
-  /** What the last event said; undefined until the first event for this pod. */
-  announced?: string;
-}
-
-export type ResctrlEvent =
-  | { type: 'AddOrUpdate'; podUid: string; groupState: string; totalContainers: number; reconciledContainers: number }
-  | { type: 'Removed'; podUid: string };
-
-export interface ResctrlState {
-  pods: Record<string, PodRecord>;
-  cleanedUp: boolean;
-}
+import type { GroupState, PodRecord, ResctrlEvent, ResctrlState } from '../common/workflow-api.js';
 
 export function emptyResctrlState(): ResctrlState {
   return { pods: {}, cleanedUp: false };

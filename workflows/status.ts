@@ -3,7 +3,7 @@
 import type { Condition, ENIAttachmentStatus, NodeENISpec, NodeENIStatus } from '../common/types.js';
 import type { DevicePluginEntry } from '../common/device-plugin.js';
 import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
-import type { EntityState } from './entity-state.js';
+import type { EntityState } from '../common/workflow-api.js';
 import type { Plan } from './plan.js';
 
 export interface InFlight {

@@ -2,34 +2,33 @@
 // after a bound), wait until detached, delete. "Already gone" is done. An
 // operator may force-finish a stuck teardown: the running step is cancelled,
 // the ENI is tagged as left behind, and the workflow reports what it left.
-import { CancellationScope, condition, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
-import type { ForceFinishRequest } from './messages.js';
-import { teardownForceSignal } from './messages.js';
-import { isNodeAgentUnavailable } from './provision-attachment.js';
+import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
+import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
+import { reportToEntity } from './report-to-entity.js';
 import { ec2, ec2Waits, kube, onNode } from './proxies.js';
-
-export interface TeardownInput {
-  nodeEniName: string;
-  nodeEniUid: string;
-  eniId: string;
-  nodeName?: string;
-  macAddress: string;
-  /** Present when the device is bound to a DPDK driver: give it back to the kernel first. */
-  dpdk?: { driver: string; originalDriver: string; pciAddress: string; mtu: number };
-  detachTimeoutMs: number;
-  nodeAgentStartTimeoutMs: number;
-}
-
-export type TeardownResult =
-  | { eniId: string; outcome: 'deleted'; nodeStep: string }
-  | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string };
 
 const FORCED: unique symbol = Symbol('forced');
 
 export async function teardownAttachment(input: TeardownInput): Promise<TeardownResult> {
+  const { workflowId } = workflowInfo();
+  try {
+    const result = await tearDown(input);
+    await reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: true, result });
+    return result;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const reason = failureReason(err, 'TeardownFailed');
+    const message = failureMessage(err);
+    await CancellationScope.nonCancellable(() => reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: false, reason, message }));
+    throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
+  }
+}
+
+async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   let forced: ForceFinishRequest | undefined;
-  setHandler(teardownForceSignal, (req) => {
+  setHandler(childForceSignal, (req) => {
     forced ??= req;
   }, { description: 'Stop this teardown now and leave the ENI behind (tagged), with a reason.' });
   upsertSearchAttributes([{ key: SA_ENI_ID, value: input.eniId }]);
@@ -92,7 +91,7 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
     return (await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached;
   });
   if (detached === FORCED) return finishForced(nodeStep);
-  if (!detached) throw new Error(`ENI ${eniId} did not detach, even with Force`);
+  if (!detached) throw ApplicationFailure.nonRetryable(`ENI ${eniId} did not detach, even with Force`, 'DetachTimeout');
   await event('Normal', 'ENIDetached', `${eniId} detached`);
 
   const deleted = await step(() => ec2.deleteEni({ eniId }));

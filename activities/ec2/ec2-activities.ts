@@ -67,6 +67,13 @@ export interface ManagedEni {
 
 export interface EnsureEniInput {
   attachmentKey: string;
+  /**
+   * Identifies one provisioning attempt (the child workflow's ID and run): its
+   * ClientToken. Retries of the activity reuse it; the next attempt differs, so
+   * EC2 never answers a new attempt with an ENI an earlier one created and
+   * maybe deleted, nor rejects it as a parameter mismatch.
+   */
+  attemptId: string;
   clusterName: string;
   nodeEniName: string;
   nodeEniUid: string;
@@ -117,9 +124,9 @@ function toManagedEni(ni: NetworkInterface): ManagedEni {
   };
 }
 
-/** EC2 ClientTokens are at most 64 ASCII characters: hash the attachment key. */
-export function clientTokenFor(attachmentKey: string): string {
-  return `nodeeni-${createHash('sha256').update(attachmentKey).digest('hex').slice(0, 48)}`;
+/** EC2 ClientTokens are at most 64 ASCII characters: hash the attempt's identity. */
+export function clientTokenFor(attemptId: string): string {
+  return `nodeeni-${createHash('sha256').update(attemptId).digest('hex').slice(0, 48)}`;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -292,7 +299,7 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
             SubnetId: input.subnetId,
             Groups: input.securityGroupIds,
             Description: input.description ?? `ENI for node ${input.nodeName} from NodeENI ${input.nodeEniName}`,
-            ClientToken: clientTokenFor(input.attachmentKey),
+            ClientToken: clientTokenFor(input.attemptId),
             TagSpecifications: [{ ResourceType: 'network-interface', Tags: tags }],
           }),
         ),

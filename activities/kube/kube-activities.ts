@@ -11,7 +11,7 @@ import { httpCode, kubeCall, toKubeFailure } from './errors.js';
 import { createEvent } from './events.js';
 import { isDeepStrictEqual } from 'node:util';
 import { API_GROUP, API_VERSION, FINALIZER, NODEENI_KIND, NODEENI_PLURAL } from '../../common/names.js';
-import type { NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
+import type { Condition, NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
 import { labelSelectorString, observeNode, type ObservedNode } from './node-identity.js';
 
 export interface ObservedNodeENI {
@@ -82,6 +82,29 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
       // A merge patch replaces lists whole; `null` clears fields we no longer report.
       const body: Record<string, unknown> = { status: { ...nullsFor(obj.status ?? {}), ...input.status } };
       await kubeCall(`patch NodeENI ${input.name} status`, () =>
+        custom.patchClusterCustomObjectStatus({ ...ref(input.name), body }, mergePatch),
+      );
+      return { changed: true };
+    },
+
+    /**
+     * Sets one condition and leaves the rest of the status alone: how a failed
+     * pass is reported when no full status could be computed. The transition
+     * time moves only when the condition's status changes.
+     */
+    async setCondition(input: { name: string; uid: string; condition: Omit<Condition, 'lastTransitionTime'> }): Promise<{ changed: boolean }> {
+      const obj = await getNodeEni(input.name, input.uid);
+      if (!obj) return { changed: false };
+      const conditions = obj.status?.conditions ?? [];
+      const before = conditions.find((c) => c.type === input.condition.type);
+      if (before && before.status === input.condition.status && before.reason === input.condition.reason && before.message === input.condition.message) return { changed: false };
+      const next: Condition = {
+        ...before,
+        ...input.condition,
+        lastTransitionTime: before && before.status === input.condition.status ? before.lastTransitionTime : new Date().toISOString(),
+      };
+      const body = { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: { conditions: [...conditions.filter((c) => c.type !== next.type), next] } };
+      await kubeCall(`patch NodeENI ${input.name} condition ${next.type}`, () =>
         custom.patchClusterCustomObjectStatus({ ...ref(input.name), body }, mergePatch),
       );
       return { changed: true };

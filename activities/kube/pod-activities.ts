@@ -1,7 +1,7 @@
 // Pods of one node, as the resctrl workflow needs them, and Events on pods.
 import { CoreV1Api, type KubeConfig, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
 import type { QosClass } from '../../host/cgroup.js';
-import { kubeCall } from './errors.js';
+import { httpCode, kubeCall, toKubeFailure } from './errors.js';
 import { createEvent } from './events.js';
 
 export interface NodePodContainer {
@@ -54,6 +54,25 @@ export function createPodActivities({ kc }: { kc: KubeConfig }) {
           ].filter((c) => c.running),
         }))
         .sort((a, b) => a.uid.localeCompare(b.uid));
+    },
+
+    /** False once the Node object is gone: the per-node workflows end then. */
+    async nodeExists(input: { nodeName: string }): Promise<boolean> {
+      try {
+        await core.readNode({ name: input.nodeName });
+        return true;
+      } catch (err) {
+        if (httpCode(err) === 404) return false;
+        throw toKubeFailure(err, `read node ${input.nodeName}`);
+      }
+    },
+
+    async recordNodeEvent(input: { nodeName: string; eventId: string; type: 'Normal' | 'Warning'; reason: string; message: string; component: string }): Promise<void> {
+      await createEvent(core, {
+        namespace: 'default',
+        involvedObject: { apiVersion: 'v1', kind: 'Node', name: input.nodeName, uid: input.nodeName },
+        eventId: input.eventId, type: input.type, reason: input.reason, message: input.message, component: input.component,
+      });
     },
 
     async recordPodEvent(input: { namespace: string; podName: string; podUid: string; eventId: string; type: 'Normal' | 'Warning'; reason: string; message: string }): Promise<void> {

@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Host } from '../../host/host.js';
 import { containerCgroupPath, containerThreads, type QosClass } from '../../host/cgroup.js';
-import { assignTasks, cleanupPrefix, ensureGroup, podGroupPath, readMonData, removeGroup, resctrlMount, ResctrlError } from '../../host/resctrl.js';
+import { assignTasks, cleanupPrefix, ensureGroup, podGroupPath, readMonData, removeGroup, resctrlMount, ResctrlError, sanitizePodUid, validateGroupPrefix } from '../../host/resctrl.js';
 
 export type EnsurePodGroupResult =
   | { ok: true; path: string }
@@ -72,12 +72,14 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
       }
     },
 
-    async cleanupResctrl(input: { prefix: string }): Promise<{ mounted: boolean; removed: number; failures: number }> {
+    /** Removes prefixed groups left by an earlier incarnation; the groups of `keepPodUids` (pods on the node now) stay. */
+    async cleanupResctrl(input: { prefix: string; keepPodUids?: string[] }): Promise<{ mounted: boolean; removed: number; failures: number; kept: number }> {
       const mount = await root();
-      if (!mount) return { mounted: false, removed: 0, failures: 0 };
+      if (!mount) return { mounted: false, removed: 0, failures: 0, kept: 0 };
       try {
-        const res = await cleanupPrefix(host, mount, input.prefix);
-        return { mounted: true, removed: res.removed, failures: res.failures };
+        const keep = new Set((input.keepPodUids ?? []).map((uid) => validateGroupPrefix(input.prefix) + sanitizePodUid(uid)));
+        const res = await cleanupPrefix(host, mount, input.prefix, keep);
+        return { mounted: true, removed: res.removed, failures: res.failures, kept: res.kept };
       } catch (err) {
         throw failure(err);
       }

@@ -3,13 +3,12 @@
 import { getClient } from '@temporalio/activity';
 import { devicePluginWorkflowId } from '../../common/names.js';
 import type { DevicePluginEntry } from '../../common/device-plugin.js';
-import { publishEntriesSignal, type PublishEntries } from '../../workflows/device-plugin-messages.js';
-import type { DevicePluginOptions, devicePluginNode } from '../../workflows/device-plugin-node.js';
+import { publishEntriesSignal, type DevicePluginNodeInput, type DevicePluginOptions, type PublishEntries } from '../../common/workflow-api.js';
 
 export function createDevicePluginStarter(deps: { taskQueue: string; options: DevicePluginOptions }) {
   return {
     async publishDevicePluginEntries(input: { nodeName: string; owner: string; entries: DevicePluginEntry[]; requestId: string }): Promise<void> {
-      await getClient().workflow.signalWithStart<typeof devicePluginNode, [PublishEntries]>('devicePluginNode', {
+      await getClient().workflow.signalWithStart<(input: DevicePluginNodeInput) => Promise<void>, [PublishEntries]>('devicePluginNode', {
         workflowId: devicePluginWorkflowId(input.nodeName),
         taskQueue: deps.taskQueue,
         args: [{ nodeName: input.nodeName, options: deps.options }],

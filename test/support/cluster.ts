@@ -14,9 +14,7 @@ import { nodeAgentWorkerSpec } from '../../workers/node-agent-worker.js';
 import { makeJsonLogger } from '../../workers/logger.js';
 import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
 import { startWatcher, type Watcher } from '../../watcher/watcher.js';
-import type { EntityOptions } from '../../workflows/entity-state.js';
-import type { DevicePluginOptions } from '../../workflows/device-plugin-node.js';
-import type { ResctrlOptions } from '../../workflows/resctrl-messages.js';
+import type { DevicePluginOptions, EntityOptions, ResctrlOptions } from '../../common/workflow-api.js';
 import type { SimHostOptions } from '../../host/sim/sim-host.js';
 import { makeEc2Client, randomAccountId } from '../../sandbox/ec2/client.js';
 import { FaultProxyClient } from '../../sandbox/ec2/fault-client.js';
@@ -26,12 +24,17 @@ import { startFakeKubelet } from '../../sandbox/fake-kubelet.js';
 import { createSimulatedNode, type SimulatedNode } from '../../sandbox/simulated-node.js';
 import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js';
 
+/** Production semantics with short clocks: failures are retried within a test's horizon. */
 export const TEST_ENTITY_OPTIONS: Partial<EntityOptions> = {
   resyncSeconds: 20,
   detachTimeoutMs: 3000,
   nodeAgentStartTimeoutMs: 8000,
-  failureBackoffSeconds: 600,
+  failureBackoffSeconds: 2,
+  provisionDeadlineSeconds: 120,
 };
+
+/** EC2's transitional states, as real EC2 shows them (attaching, detaching), on in every end-to-end test. */
+export const TEST_EC2_TRANSITIONS = { attachDelayMs: 600, detachDelayMs: 900 };
 
 export const TEST_DEVICE_PLUGIN_OPTIONS: DevicePluginOptions = {
   namespaces: ['kube-system', 'sriov-network-operator', 'default'],
@@ -131,6 +134,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const clientConnection = await Connection.connect({ address: backends.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: backends.temporalNamespace });
   const fault = new FaultProxyClient(backends.ec2Endpoint);
+  await fault.setFidelity({ enabled: true, ...TEST_EC2_TRANSITIONS });
   const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
 
   const agents: Array<RunningWorkers | undefined> = [];

@@ -1,0 +1,333 @@
+// The contract between the workflows and everything that talks to them
+// (activities, the watcher, the CLI, tests): inputs, options, durable state,
+// messages and results. Workflows and activities both import this module and
+// never each other's runtime code, so there are no import cycles.
+// Pure: no Node imports (workflow code imports it).
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AttachmentKey } from './names.js';
+import type { DevicePluginConfig, DevicePluginEntry } from './device-plugin.js';
+import type { LeakedENI } from './types.js';
+
+// ---------------------------------------------------------------------------
+// The reconcile loop every long-lived workflow runs (workflows/reconciler.ts)
+
+/** Why the last pass failed; kept until a pass succeeds. */
+export interface PassFailure {
+  reason: string;
+  message: string;
+  /** Consecutive failed passes. */
+  attempts: number;
+  /** Epoch ms of the next try. */
+  retryAt: number;
+}
+
+/** The loop's own durable part, carried across continue-as-new. */
+export interface ReconcilerState {
+  failure?: PassFailure;
+}
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+}
+
+// ---------------------------------------------------------------------------
+// NodeENI entity
+
+export interface ForceFinishRequest {
+  /** Why the operator gives up on the remaining cleanup; recorded in status, an Event and an EC2 tag. */
+  reason: string;
+  /** Only the operations on this node; all of this NodeENI's when omitted. */
+  node?: string;
+}
+
+export interface ForceFinishResult {
+  /** The ENIs left behind in EC2, now tagged for the leaked-ENI sweeper. */
+  leftBehind: string[];
+}
+
+/** What a successful provisioning produced for one attachment key. */
+export interface ConfiguredAttachment {
+  eniId: string;
+  attachmentId: string;
+  deviceIndex: number;
+  macAddress: string;
+  interfaceName: string;
+  pciAddress?: string;
+  mtu: number;
+  generation: number;
+  /** Set when the device was bound to a DPDK driver; needed to give it back to the kernel. */
+  dpdk?: { driver: string; originalDriver: string; pciAddress: string };
+}
+
+/** What this entity last asked of a node's device plugin, and the answer. */
+export interface DevicePluginState {
+  /** JSON of the entries sent (sorted), to send only changes. */
+  sent: string;
+  requestId: string;
+  answer?: { requestId: string; ok: boolean; podFound: boolean; message: string; retrying?: boolean };
+}
+
+export interface FailureRecord {
+  reason: string;
+  message: string;
+  generation: number;
+  /** Epoch ms; until then the same generation is not retried (no create/delete loops). */
+  retryAt: number;
+  attempts: number;
+}
+
+/** A child workflow the entity started and has not heard the end of. Tracked by ID: it outlives continue-as-new. */
+export interface ChildRecord {
+  op: 'provision' | 'teardown';
+  workflowId: string;
+  /** Attachment key (provision, teardown of a keyed ENI) or `eni:<id>`. */
+  key: string;
+  eniId?: string;
+  node: string;
+  generation: number;
+  /** Epoch ms. */
+  startedAt: number;
+}
+
+export interface EntityOptions {
+  /** Periodic re-read of everything, to catch drift nobody signalled. */
+  resyncSeconds: number;
+  /** Continue-as-new once history passes this length (Temporal also suggests it). */
+  maxHistoryLength: number;
+  /** Bound on a non-forced detach before Force is used. */
+  detachTimeoutMs: number;
+  /** How long a node-local step may wait for that node's agent before the node counts as gone. */
+  nodeAgentStartTimeoutMs: number;
+  /** First retry delay after a failed provisioning or teardown; doubles up to 30 minutes. */
+  failureBackoffSeconds: number;
+  /** A provisioning that has not finished by then is undone and retried later. */
+  provisionDeadlineSeconds: number;
+  clusterName: string;
+}
+
+export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
+  resyncSeconds: 300,
+  maxHistoryLength: 2000,
+  detachTimeoutMs: 120_000,
+  nodeAgentStartTimeoutMs: 120_000,
+  failureBackoffSeconds: 60,
+  provisionDeadlineSeconds: 900,
+  clusterName: 'default',
+};
+
+export interface EntityState {
+  seq: number;
+  configured: Record<string, ConfiguredAttachment>;
+  /** Keyed by attachment key (provisioning) or `eni:<id>` (teardown). */
+  failures: Record<string, FailureRecord>;
+  leaked: LeakedENI[];
+  pendingForce: ForceFinishRequest[];
+  devicePlugin: Record<string, DevicePluginState>;
+  /** Running children by workflow ID. Absent in state written by v1 entities. */
+  children?: Record<string, ChildRecord>;
+  /** Outcomes reported by children, applied by the next pass. */
+  finished?: ChildOutcome[];
+  reconciler?: ReconcilerState;
+}
+
+export function emptyEntityState(): EntityState {
+  return { seq: 0, configured: {}, failures: {}, leaked: [], pendingForce: [], devicePlugin: {}, children: {}, finished: [], reconciler: {} };
+}
+
+export interface EntityInput {
+  name: string;
+  uid: string;
+  options?: Partial<EntityOptions>;
+  /** Carried across continue-as-new. */
+  state?: EntityState;
+}
+
+/** What the `state` query returns. */
+export interface EntityView {
+  state: EntityState;
+  inFlight: { key: string; op: 'provision' | 'teardown'; workflowId: string; eniId?: string; node: string }[];
+}
+
+// ---------------------------------------------------------------------------
+// Provision and teardown children
+
+export interface ProvisionInput {
+  nodeEniName: string;
+  nodeEniUid: string;
+  clusterName: string;
+  key: AttachmentKey;
+  attachmentKey: string;
+  securityGroupIds: string[];
+  description?: string;
+  preferredDeviceIndex: number;
+  deleteOnTermination: boolean;
+  mtu?: number;
+  enableDPDK: boolean;
+  dpdkDriver: string;
+  /** When set, the device found by MAC must sit at this PCI address. */
+  dpdkPCIAddress?: string;
+  generation: number;
+  nodeAgentStartTimeoutMs: number;
+  detachTimeoutMs: number;
+  /** Give up (undo, report) after this long. Absent in inputs written by v1 entities. */
+  deadlineMs?: number;
+  /** The entity's workflow ID, told the outcome by signal. Absent in inputs written by v1 entities. */
+  reportTo?: string;
+}
+
+export interface TeardownInput {
+  nodeEniName: string;
+  nodeEniUid: string;
+  eniId: string;
+  nodeName?: string;
+  macAddress: string;
+  /** Present when the device is bound to a DPDK driver: give it back to the kernel first. */
+  dpdk?: { driver: string; originalDriver: string; pciAddress: string; mtu: number };
+  detachTimeoutMs: number;
+  nodeAgentStartTimeoutMs: number;
+  /** The entity's workflow ID, told the outcome by signal. Absent in inputs written by v1 entities. */
+  reportTo?: string;
+}
+
+export type TeardownResult =
+  | { eniId: string; outcome: 'deleted'; nodeStep: string }
+  | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string };
+
+/** A child's last word to its entity: sent by the child itself, so it reaches whichever run of the entity is current. */
+export type ChildOutcome =
+  | { workflowId: string; op: 'provision'; ok: true; result: ConfiguredAttachment }
+  | { workflowId: string; op: 'teardown'; ok: true; result: TeardownResult }
+  | { workflowId: string; op: 'provision' | 'teardown'; ok: false; reason: string; message: string };
+
+// ---------------------------------------------------------------------------
+// Per-node device-plugin workflow
+
+export interface DevicePluginOptions {
+  namespaces: string[];
+  labelSelectors: string[];
+  /** Quiet period after the last change before applying. */
+  debounceMs: number;
+  /** Longest a burst of changes can postpone applying. */
+  maxDelayMs: number;
+  nodeAgentStartTimeoutMs: number;
+  restartTimeoutMs: number;
+  maxHistoryLength: number;
+  /** Also keep the config in this ConfigMap, key = node name (for plugin deployments that mount one). */
+  configMap?: { namespace: string; name: string };
+}
+
+/** An entity's complete wish for one node (level-triggered: it replaces what that owner sent before). */
+export interface PublishEntries {
+  /** The entity's workflow ID; answers go back to it. */
+  owner: string;
+  entries: DevicePluginEntry[];
+  requestId: string;
+}
+
+export interface DevicePluginApplied {
+  nodeName: string;
+  requestId: string;
+  /** The config on the node contains exactly what was asked, and the plugin serves it (or no plugin runs). */
+  ok: boolean;
+  podFound: boolean;
+  restarted: boolean;
+  message: string;
+  /** Not an answer yet: applying failed and is retried; the device is still in the config. */
+  retrying?: boolean;
+}
+
+export interface DevicePluginNodeInput {
+  nodeName: string;
+  options: DevicePluginOptions;
+  owners?: Record<string, DevicePluginEntry[]>;
+  applied?: DevicePluginConfig;
+  restarts?: number;
+  /** Requests not answered yet (carried across continue-as-new). */
+  pending?: PublishEntries[];
+  rejected?: Record<string, string[]>;
+  lastResult?: DevicePluginApplied;
+  /** The config on the node changed and the plugin has not been restarted with it yet. */
+  restartOwed?: boolean;
+  reconciler?: ReconcilerState;
+}
+
+export interface DevicePluginView {
+  nodeName: string;
+  owners: Record<string, DevicePluginEntry[]>;
+  applied?: DevicePluginConfig;
+  lastResult?: DevicePluginApplied;
+  restarts: number;
+  failure?: PassFailure;
+}
+
+// ---------------------------------------------------------------------------
+// Per-node resctrl workflow
+
+export interface ResctrlOptions {
+  groupPrefix: string;
+  cleanupOnStart: boolean;
+  /** 'monitor': a MON group under the root's mon_groups (uses RMIDs); 'control': a CTRL_MON group (uses CLOSIDs). */
+  mode: 'monitor' | 'control';
+  /** Periodic pass: late containers, exec'd processes, retries, metrics. */
+  resyncSeconds: number;
+  nodeAgentStartTimeoutMs: number;
+  maxHistoryLength: number;
+}
+
+export type GroupState = { kind: 'Exists'; path: string } | { kind: 'Failed'; reason: string };
+export type ContainerState = 'Partial' | 'Reconciled';
+
+export interface PodRecord {
+  uid: string;
+  namespace: string;
+  name: string;
+  group: GroupState;
+  containers: Record<string, ContainerState>;
+  /** What the last event said; undefined until the first event for this pod. */
+  announced?: string;
+}
+
+export type ResctrlEvent =
+  | { type: 'AddOrUpdate'; podUid: string; groupState: string; totalContainers: number; reconciledContainers: number }
+  | { type: 'Removed'; podUid: string };
+
+export interface ResctrlState {
+  pods: Record<string, PodRecord>;
+  /** Cleanup at start happened (it runs once per node, never again on continue-as-new or a retry). */
+  cleanedUp: boolean;
+  reconciler?: ReconcilerState;
+}
+
+export interface ResctrlNodeInput {
+  nodeName: string;
+  options: ResctrlOptions;
+  state?: ResctrlState;
+}
+
+export interface ResctrlView {
+  state: ResctrlState;
+  events: ResctrlEvent[];
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+/** "Something about this NodeENI or its nodes changed": the entity re-reads everything. */
+export const reconcileSignal = defineSignal<[]>('reconcile');
+/** Operator escape hatch for a stuck teardown or provisioning: acknowledged, validated, auditable. */
+export const forceFinishUpdate = defineUpdate<ForceFinishResult, [ForceFinishRequest]>('forceFinish');
+/** The same request as a Signal, for tools that cannot send Updates. */
+export const forceFinishSignal = defineSignal<[ForceFinishRequest]>('forceFinishSignal');
+/** A child's own force-finish (the entity forwards requests to it). */
+export const childForceSignal = defineSignal<[ForceFinishRequest]>('forceFinish');
+/** A child tells its entity how it ended. */
+export const childFinishedSignal = defineSignal<[ChildOutcome]>('childFinished');
+export const stateQuery = defineQuery<EntityView>('state');
+
+export const publishEntriesSignal = defineSignal<[PublishEntries]>('publishEntries');
+export const devicePluginAppliedSignal = defineSignal<[DevicePluginApplied]>('devicePluginApplied');
+export const devicePluginStateQuery = defineQuery<DevicePluginView>('devicePluginState');
+
+export const podsChangedSignal = defineSignal<[]>('podsChanged');
+export const resctrlStateQuery = defineQuery<ResctrlView>('resctrlState');

@@ -1,0 +1,138 @@
+// The entity under ordinary production trouble, on the real backends: the
+// same node relabelled out and back in, a compensation followed by a retry,
+// passes failing for a while (an IAM outage), a provisioning that hangs, and a
+// continue-as-new while a child runs. The workflow never fails, and its state
+// survives every one of them.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entityWorkflowId } from '../common/names.js';
+import { reconcileSignal, stateQuery } from '../common/workflow-api.js';
+import { forceFinish } from '../cli/operator-client.js';
+import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
+
+let c: TestCluster;
+beforeAll(async () => {
+  c = await createTestCluster({ entityOptions: { provisionDeadlineSeconds: 20 } });
+});
+afterAll(async () => {
+  await c?.fault.clear();
+  await c?.dispose();
+});
+
+const spec = (node: string) => ({
+  nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node, ng: 'in' },
+  subnetNames: ['multus-a', 'multus-b'],
+  securityGroupNames: ['multus-sg'],
+});
+
+async function entityStatus(obj: { metadata: { name: string; uid: string } }) {
+  return (await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).describe()).status.name;
+}
+
+async function liveEnis(uid: string) {
+  return (await enisOf(c.ec2, uid)).map((e) => ({ id: e.NetworkInterfaceId!, status: e.Attachment?.Status }));
+}
+
+describe('per-attempt idempotency', () => {
+  it('a node relabelled out and back in gets exactly one new ENI and is Ready again', async () => {
+    const node = c.nodes[0]!.name;
+    await c.labelNode(node, { ng: 'in' });
+    const obj = await c.createNodeEni('relabel', spec(node));
+    await eventually('Ready', async () => isReady(await c.getNodeEni('relabel'), 1), 60_000);
+    const [first] = await liveEnis(obj.metadata.uid);
+
+    for (let cycle = 1; cycle <= 2; cycle++) {
+      const started = Date.now();
+      await c.labelNode(node, { ng: null });
+      await eventually('ENI deleted', async () => (await liveEnis(obj.metadata.uid)).length === 0, 60_000);
+      const out = Date.now() - started;
+      await c.labelNode(node, { ng: 'in' });
+      await eventually('Ready again', async () => isReady(await c.getNodeEni('relabel'), 1), 60_000);
+      const enis = await liveEnis(obj.metadata.uid);
+      expect(enis).toHaveLength(1);
+      expect(enis[0]!.id).not.toBe(first!.id);
+      expect(enis[0]!.status).toBe('attached');
+      console.log(`[relabel] cycle ${cycle}: out → ENI deleted ${out} ms, out → in → Ready ${Date.now() - started} ms`);
+    }
+    expect(conditionOf(await c.getNodeEni('relabel'), 'Degraded')?.status).toBe('False');
+    expect(await entityStatus(obj)).toBe('RUNNING');
+  });
+
+  it('a compensated provisioning is retried after back-off and succeeds with a new ENI', async () => {
+    const node = c.nodes[2]!.name;
+    await c.labelNode(node, { ng: 'in' });
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, code: 'InvalidParameterValue', message: 'injected: attach refused once', count: 1 });
+    const obj = await c.createNodeEni('retry', spec(node));
+    await eventually('Ready after the retry', async () => isReady(await c.getNodeEni('retry'), 1), 60_000);
+    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['ProvisioningFailed', 'ENICreated', 'ENIAttached']));
+    expect(reasons.filter((r) => r === 'ENICreated')).toHaveLength(2);
+    expect(await liveEnis(obj.metadata.uid)).toHaveLength(1);
+  });
+});
+
+describe('a failed pass is a condition, an Event and a retry', () => {
+  it('survives an IAM outage on DescribeInstances with its state, and recovers by itself', async () => {
+    const node = c.nodes[1]!.name;
+    await c.labelNode(node, { ng: 'in' });
+    const obj = await c.createNodeEni('outage', spec(node));
+    await eventually('Ready', async () => isReady(await c.getNodeEni('outage'), 1), 60_000);
+    const [eni] = await liveEnis(obj.metadata.uid);
+    const handle = c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid));
+
+    await c.fault.addRules({ action: 'DescribeInstances', account: c.account, code: 'UnauthorizedOperation', httpStatus: 403, message: 'injected: not authorized' });
+    await handle.signal(reconcileSignal);
+    const degraded = await eventually('Degraded ReconcileFailed', async () => {
+      const o = await c.getNodeEni('outage');
+      const d = conditionOf(o, 'Degraded');
+      return d?.reason === 'ReconcileFailed' && d;
+    }, 30_000);
+    expect(degraded.message).toContain('UnauthorizedOperation');
+    // Several failed passes, one Warning Event for them.
+    await eventually('retried', async () => ((await c.fault.counts(c.account)).DescribeInstances ?? 0) >= 4, 30_000);
+    const warnings = (await eventsFor(c.core, obj.metadata.uid)).filter((e) => e.reason === 'ReconcileFailed');
+    expect(warnings).toHaveLength(1);
+    expect(await entityStatus(obj)).toBe('RUNNING');
+
+    await c.fault.clear();
+    await eventually('recovered', async () => {
+      const o = await c.getNodeEni('outage');
+      return isReady(o, 1) && conditionOf(o, 'Degraded')?.status === 'False';
+    }, 60_000);
+    // The state survived: the same ENI, nothing provisioned again.
+    expect((await liveEnis(obj.metadata.uid)).map((e) => e.id)).toEqual([eni!.id]);
+    const view = await handle.query(stateQuery);
+    expect(Object.values(view.state.configured).map((a) => a.eniId)).toEqual([eni!.id]);
+    expect((await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason)).toContain('ReconcileRecovered');
+  });
+});
+
+describe('bounded children', () => {
+  it('force-finish ends a hanging provisioning; it is retried once EC2 recovers', async () => {
+    const node = c.nodes[0]!.name;
+    await c.labelNode(node, { ng: 'in' });
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    const obj = await c.createNodeEni('hang', spec(node));
+    await eventually('attach retried', async () => ((await c.fault.counts(c.account)).AttachNetworkInterface ?? 0) >= 2, 30_000);
+    await forceFinish(c.client, obj.metadata.name, { reason: 'ticket OPS-7: attach hangs' });
+    await eventually('provisioning ended as ForceFinished', async () =>
+      (await eventsFor(c.core, obj.metadata.uid)).some((e) => e.reason === 'ProvisioningFailed' && e.message?.includes('ForceFinished') && e.message.includes('undone: delete')), 30_000);
+    await c.fault.clear();
+    await eventually('Ready after the back-off', async () => isReady(await c.getNodeEni('hang'), 1), 60_000);
+    expect(await liveEnis(obj.metadata.uid)).toHaveLength(1);
+    await c.deleteNodeEni('hang');
+    await eventually('gone', async () => (await c.getNodeEni('hang')) === undefined, 60_000);
+  });
+
+  it('a provisioning past its deadline is undone and retried', async () => {
+    const node = c.nodes[2]!.name;
+    await c.labelNode(node, { ng: 'in' });
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    const obj = await c.createNodeEni('deadline', spec(node));
+    await eventually('deadline exceeded, undone', async () =>
+      (await eventsFor(c.core, obj.metadata.uid)).some((e) => e.reason === 'ProvisioningFailed' && e.message?.includes('ProvisionDeadlineExceeded') && e.message.includes('undone: delete')), 60_000);
+    await c.fault.clear();
+    await eventually('Ready after the back-off', async () => isReady(await c.getNodeEni('deadline'), 1), 60_000);
+    expect(await liveEnis(obj.metadata.uid)).toHaveLength(1);
+  });
+});

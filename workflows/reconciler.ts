@@ -1,0 +1,124 @@
+// The loop every long-lived workflow runs, with controller-runtime's contract
+// in Temporal terms: a pass reads the world and acts on the difference; a pass
+// that fails becomes a reported failure (condition, Event) and a retry after
+// back-off, never a failed workflow; between passes the workflow sleeps until
+// a message marks it dirty, a resync or retry is due, or the pass asked to be
+// woken; when the history grows it continues-as-new (after every handler has
+// finished) with its typed state, so nothing a restart would lose lives only
+// in this run's memory.
+import { allHandlersFinished, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import type { BackoffOptions, PassFailure, ReconcilerState } from '../common/workflow-api.js';
+import { failureMessage, failureReason } from './failures.js';
+
+export interface PassResult {
+  /** The work is over (the object is gone): finish once every handler is done. */
+  done?: boolean;
+  /** Wake no later than this many ms from now (a child's back-off ending, a debounce). */
+  wakeInMs?: number;
+}
+
+export interface ReconcilerConfig {
+  /** Longest sleep between passes: drift nobody signalled is found within this. */
+  resyncMs: number;
+  /** Delay after consecutive failed passes: initial, doubling, capped, with jitter. */
+  backoff: BackoffOptions;
+  /** Continue-as-new past this many history events (or when Temporal suggests it). */
+  maxHistoryLength: number;
+  /** Tell the world a pass failed (status condition, Event). Best effort: its own failure is only logged. */
+  reportFailure(failure: PassFailure, firstOfItsKind: boolean): Promise<void>;
+  /** A pass succeeded after failures. Best effort. */
+  reportRecovered?(previous: PassFailure): Promise<void>;
+  /** Continue-as-new with the workflow's current state (never returns). */
+  continueAsNew(): Promise<never>;
+  /** Label of the idle timer in the UI. */
+  idleSummary: string;
+}
+
+export class Reconciler {
+  private dirty = true;
+
+  constructor(
+    private readonly durable: ReconcilerState,
+    private readonly config: ReconcilerConfig,
+  ) {}
+
+  /** Something changed: run a pass as soon as the current one (if any) ends. */
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** The failure the last pass ended with, until a pass succeeds. */
+  get failure(): PassFailure | undefined {
+    return this.durable.failure;
+  }
+
+  async run(pass: () => Promise<PassResult | void>): Promise<void> {
+    let wakeInMs: number | undefined;
+    for (;;) {
+      const sleepMs = this.sleepMs(wakeInMs);
+      await condition(() => this.dirty, sleepMs, { summary: this.durable.failure ? `retry after ${this.durable.failure.reason}` : this.config.idleSummary });
+      this.dirty = false;
+      wakeInMs = undefined;
+      let done = false;
+      try {
+        const result = await pass();
+        wakeInMs = result?.wakeInMs;
+        done = result?.done === true;
+        const previous = this.durable.failure;
+        if (previous) {
+          this.durable.failure = undefined;
+          await this.quietly('report recovery', () => this.config.reportRecovered?.(previous));
+        }
+      } catch (err) {
+        // An operator's cancel ends the workflow; everything else is retried.
+        if (isCancellation(err)) throw err;
+        await this.passFailed(err);
+        continue;
+      }
+      if (done) {
+        await condition(allHandlersFinished);
+        return;
+      }
+      if (this.historyFull()) {
+        await condition(allHandlersFinished);
+        await this.config.continueAsNew();
+      }
+    }
+  }
+
+  private sleepMs(wakeInMs: number | undefined): number {
+    const candidates = [this.config.resyncMs];
+    if (wakeInMs !== undefined) candidates.push(wakeInMs);
+    if (this.durable.failure) candidates.push(this.durable.failure.retryAt - Date.now());
+    return Math.max(1, Math.min(...candidates));
+  }
+
+  private historyFull(): boolean {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > this.config.maxHistoryLength;
+  }
+
+  private async passFailed(err: unknown): Promise<void> {
+    const reason = failureReason(err, 'ReconcileFailed');
+    const message = failureMessage(err);
+    const before = this.durable.failure;
+    const attempts = (before?.attempts ?? 0) + 1;
+    const { initialMs, maxMs } = this.config.backoff;
+    // Jitter (Math.random is deterministic in workflows) keeps many workflows failing together from retrying together.
+    const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempts - 1, 30)) * (0.8 + 0.4 * Math.random());
+    const failure: PassFailure = { reason, message, attempts, retryAt: Date.now() + Math.round(delay) };
+    this.durable.failure = failure;
+    log.warn('reconcile pass failed; retrying after back-off', { reason, message, attempts, retryInMs: Math.round(delay) });
+    const firstOfItsKind = before?.reason !== reason || before.message !== message;
+    await this.quietly('report the failed pass', () => this.config.reportFailure(failure, firstOfItsKind));
+  }
+
+  private async quietly(what: string, fn: () => Promise<unknown> | undefined): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn(`could not ${what}`, { error: failureMessage(err) });
+    }
+  }
+}
