@@ -174,6 +174,8 @@ export interface ProvisionInput {
   deadlineMs?: number;
   /** The entity's workflow ID, told the outcome by signal. Absent in inputs written by v1 entities. */
   reportTo?: string;
+  /** How this ENI is configured on the node now, when an earlier provisioning of the same ENI succeeded (a spec change). */
+  current?: ConfiguredAttachment;
 }
 
 export interface TeardownInput {

@@ -162,9 +162,15 @@ describe('DPDK', () => {
     }, 90_000);
     expect(conditionOf(o, 'Degraded')!.message).toMatch(/drivers_probe|probe/);
     expect(conditionOf(o, 'Degraded')!.message).toMatch(/rolled back|rollback/i);
-    // Compensation: the ENI was detached and deleted; nothing is left bound to vfio-pci.
-    await eventually('no ENI left', async () => (await enisOf(c.ec2, obj.metadata.uid)).length === 0);
-    expect(node.host.snapshot().pciDevices.filter((d) => d.driver === 'vfio-pci')).toEqual([]);
+    // Compensation detached and deleted the first ENI; the retry after the back-off (the write failed once) binds a new one.
+    const retried = await eventually('Ready after the retry', async () => {
+      const x = await c.getNodeEni('badbind');
+      return isReady(x, 1) && x?.status?.attachments?.[0]?.dpdkBound === true && x;
+    }, 90_000);
+    const enis = await enisOf(c.ec2, obj.metadata.uid);
+    expect(enis.map((e) => e.NetworkInterfaceId)).toEqual([retried.status!.attachments![0]!.eniID]);
+    expect((await eventsFor(c.core, obj.metadata.uid)).filter((e) => e.reason === 'ENICreated')).toHaveLength(2);
+    expect(node.host.snapshot().pciDevices.filter((d) => d.driver === 'vfio-pci').map((d) => d.address)).toEqual([retried.status!.attachments![0]!.dpdkPCIAddress]);
     await c.deleteNodeEni('badbind');
     await eventually('deleted', async () => (await c.getNodeEni('badbind')) === undefined, 90_000);
   });

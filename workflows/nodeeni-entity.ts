@@ -44,7 +44,7 @@ import {
 } from '../common/workflow-api.js';
 import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
-import { devicePluginEntries, devicePluginSettled } from './device-plugin-entries.js';
+import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
@@ -198,7 +198,7 @@ class NodeEniEntity {
     }
 
     // Nothing is created before our finalizer guards the object (the watcher adds it).
-    if (alive && observed.hasFinalizer) await Promise.all(plan.provision.map((d) => this.startProvision(d, observed)));
+    if (alive && observed.hasFinalizer) await Promise.all(plan.provision.filter((d) => this.mayRebind(d, observed)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString))));
     // The device plugin lets go of a device before the device goes (stop consumers first).
     await this.publishDevicePlugin(plan, observed);
     for (const eni of plan.teardown) if (devicePluginSettled(state, eni.nodeName)) await this.startTeardown(eni, observed.generation);
@@ -243,7 +243,7 @@ class NodeEniEntity {
           state.configured[child.key] = outcome.result;
           delete state.failures[child.key];
         } else {
-          delete state.configured[child.key];
+          // What is configured stays recorded (a failed re-provisioning leaves the ENI as it was): the next attempt and the teardown need it.
           this.recordFailure(child.key, outcome.reason, outcome.message, child.generation);
         }
         continue;
@@ -272,8 +272,17 @@ class NodeEniEntity {
 
   // ---- children ----------------------------------------------------------
 
-  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI): Promise<void> {
+  /** A device that changes drivers waits until the device plugin has let go of it (consumers stop first). */
+  private mayRebind(d: DesiredAttachment, observed: ObservedNodeENI): boolean {
+    const done = this.state.configured[d.keyString];
+    if (!done || !bindingChangePending(done, observed.spec)) return true;
+    const pci = done.dpdk?.pciAddress ?? done.pciAddress;
+    return pci === undefined || !devicePublished(this.state, d.key.nodeName, pci);
+  }
+
+  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI, eni: ManagedEni | undefined): Promise<void> {
     const { name, uid, opts } = this;
+    const configured = this.state.configured[d.keyString];
     const workflowId = provisionWorkflowId(this.entityId, d.key, ++this.state.seq);
     await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, () =>
       startChild(provisionAttachment, {
@@ -300,6 +309,8 @@ class NodeEniEntity {
           nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
           detachTimeoutMs: opts.detachTimeoutMs,
           deadlineMs: opts.provisionDeadlineSeconds * 1000,
+          // What is on the node now (a spec change re-provisions an ENI that is already in use).
+          current: configured && configured.eniId === eni?.eniId ? configured : undefined,
           reportTo: this.entityId,
         }],
       }));
@@ -350,7 +361,7 @@ class NodeEniEntity {
   /** Sends each node's device plugin this NodeENI's current entries, when they changed. */
   private async publishDevicePlugin(plan: Plan, observed: ObservedNodeENI): Promise<void> {
     const { state } = this;
-    const wanted = devicePluginEntries(plan, state, observed.spec, observed.generation);
+    const wanted = devicePluginEntries(plan, state, observed.spec);
     for (const nodeName of [...new Set([...wanted.keys(), ...Object.keys(state.devicePlugin)])].sort()) {
       const entries = wanted.get(nodeName) ?? [];
       const sent = JSON.stringify(entries);

@@ -80,8 +80,22 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       await event('Normal', 'ENIAttached', `attached ${eni.eniId} to ${key.instanceId} (node ${key.nodeName}) at device index ${att.deviceIndex}`);
     }
 
+    // A spec change re-provisions an ENI already in use: keep a binding the spec still wants, give back one it does not.
+    const current = input.current?.eniId === eni.eniId ? input.current : undefined;
+    const wantedDriver = input.enableDPDK ? input.dpdkDriver : undefined;
+    let kept = current?.dpdk;
+    if (current && kept && kept.driver !== wantedDriver) {
+      const back = await node.unbindDpdk({ macAddress: attached.macAddress, pciAddress: kept.pciAddress, originalDriver: kept.originalDriver, mtu: input.mtu ?? current.mtu });
+      await event('Normal', 'DPDKUnbound', `node ${key.nodeName}: ${kept.pciAddress} back on ${back.driver} as ${back.interfaceName} (found by MAC ${attached.macAddress}): the spec no longer wants ${kept.driver}`);
+      kept = undefined;
+    }
+    if (current && kept) {
+      // Still bound as wanted: the kernel has no interface to configure; the MTU applies when it is given back.
+      return { ...current, attachmentId: att.attachmentId, deviceIndex: attached.deviceIndex, mtu: input.mtu ?? current.mtu, generation: input.generation };
+    }
+
     const iface = await node.configureInterface({ macAddress: attached.macAddress, mtu: input.mtu });
-    compensations.unshift({ what: `release ${iface.interfaceName} on ${key.nodeName}`, run: () => node.releaseInterface({ macAddress: attached.macAddress }) });
+    if (!current) compensations.unshift({ what: `release ${iface.interfaceName} on ${key.nodeName}`, run: () => node.releaseInterface({ macAddress: attached.macAddress }) });
     await event('Normal', 'InterfaceConfigured', `node ${key.nodeName}: ${iface.interfaceName} (${iface.pciAddress ?? 'no PCI address'}) up with MTU ${iface.mtu} for ${eni.eniId}`);
     if (input.dpdkPCIAddress && !input.enableDPDK && iface.pciAddress?.toLowerCase() !== input.dpdkPCIAddress.toLowerCase()) {
       throw ApplicationFailure.nonRetryable(

@@ -36,7 +36,9 @@ import {
   type ForceFinishRequest,
   type ForceFinishResult,
 } from '../../common/workflow-api.js';
-import { devicePluginEntries, devicePluginSettled } from '../device-plugin-entries.js';
+import { devicePluginSettled } from '../device-plugin-entries.js';
+import type { DevicePluginEntry } from '../../common/device-plugin.js';
+import type { NodeENISpec } from '../../common/types.js';
 import { failureMessage, failureReason } from '../failures.js';
 import { planReconcile, type DesiredAttachment, type Plan } from '../plan.js';
 import { provisionAttachment } from '../provision-attachment.js';
@@ -196,7 +198,7 @@ export async function legacyNodeEniEntity(input: EntityInput): Promise<void> {
 
   /** Sends each node's device plugin this NodeENI's current entries, when they changed. */
   async function publishDevicePlugin(plan: Plan, observed: ObservedNodeENI) {
-    const wanted = devicePluginEntries(plan, state, observed.spec, observed.generation);
+    const wanted = devicePluginEntriesV1(plan, state, observed.spec, observed.generation);
     for (const nodeName of [...new Set([...wanted.keys(), ...Object.keys(state.devicePlugin)])].sort()) {
       const entries = wanted.get(nodeName) ?? [];
       const sent = JSON.stringify(entries);
@@ -313,4 +315,22 @@ function details(name: string, plan: Plan, inFlight: Child[], state: EntityState
     ...state.leaked.map((l) => `- left behind ${l.eniID} on ${l.nodeID}: ${l.reason}`),
   ];
   return lines.join('\n');
+}
+
+/** v1's rule: ready attachments of the current generation only (a spec change withdrew every device until re-provisioned). */
+function devicePluginEntriesV1(plan: Plan, state: EntityState, spec: NodeENISpec, generation: number): Map<string, DevicePluginEntry[]> {
+  const byNode = new Map<string, DevicePluginEntry[]>();
+  if (!spec.dpdkResourceName) return byNode;
+  for (const d of plan.desired) {
+    const done = state.configured[d.keyString];
+    const eni = plan.eniByKey.get(d.keyString);
+    if (!done || !eni || done.eniId !== eni.eniId || done.generation !== generation) continue;
+    const pciAddress = done.dpdk?.pciAddress ?? done.pciAddress;
+    if (!pciAddress) continue;
+    const list = byNode.get(d.key.nodeName) ?? [];
+    list.push({ resourceName: spec.dpdkResourceName, driver: done.dpdk?.driver ?? 'ena', pciAddress });
+    byNode.set(d.key.nodeName, list);
+  }
+  for (const list of byNode.values()) list.sort((a, b) => a.pciAddress.localeCompare(b.pciAddress));
+  return byNode;
 }
