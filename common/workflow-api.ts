@@ -310,6 +310,8 @@ export interface ResctrlNodeInput {
 export interface ResctrlView {
   state: ResctrlState;
   events: ResctrlEvent[];
+  /** Why the last pass failed, until one succeeds. */
+  failure?: PassFailure;
 }
 
 // ---------------------------------------------------------------------------
@@ -330,6 +332,8 @@ export const stateQuery = defineQuery<EntityView>('state');
 export const publishEntriesSignal = defineSignal<[PublishEntries]>('publishEntries');
 export const devicePluginAppliedSignal = defineSignal<[DevicePluginApplied]>('devicePluginApplied');
 export const devicePluginStateQuery = defineQuery<DevicePluginView>('devicePluginState');
+/** "The node changed (or went)": the device-plugin workflow looks again. */
+export const devicePluginRecheckSignal = defineSignal<[]>('recheck');
 
 export const podsChangedSignal = defineSignal<[]>('podsChanged');
 export const resctrlStateQuery = defineQuery<ResctrlView>('resctrlState');

@@ -184,4 +184,40 @@ describe('resctrl', () => {
     await deletePod(c.core, host, p);
     await eventually('removed', async () => (await eventsOf(p.uid)).some((e) => e.type === 'Removed'));
   });
+
+  it('a node agent away longer than Schedule-To-Start: the workflow reports, keeps running, recovers, and does not clean up again', async () => {
+    const p = await runPod(c.core, host, { namespace: ns, name: 'away', node: nodeName, containers: [{ name: 'x', threads: 2 }] });
+    await eventually('reconciled', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1));
+    // A prefixed group made by someone else: cleanup at start would remove it, a later pass must not.
+    await host.mkdir('/sys/fs/resctrl/mon_groups/pod_leftover');
+    await c.stopAgent(0);
+    const failure = await eventually('pass failed and reported', async () => (await view()).failure, 40_000);
+    expect(failure.reason).toBe('NodeAgentUnavailable');
+    const warned = await eventually('Warning Event on the node', async () => {
+      const list = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${nodeName},reason=ResctrlReconcileFailed` });
+      return list.items[0];
+    });
+    expect(warned.type).toBe('Warning');
+    expect((await c.client.workflow.getHandle(resctrlWorkflowId(nodeName)).describe()).status.name).toBe('RUNNING');
+
+    await c.startAgent(0);
+    const late = await runPod(c.core, host, { namespace: ns, name: 'late', node: nodeName, containers: [{ name: 'y', threads: 1 }] });
+    await eventually('recovered: a new pod reconciled', async () => (await eventsOf(late.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1), 60_000);
+    expect((await view()).failure).toBeUndefined();
+    expect(await host.readdir('/sys/fs/resctrl/mon_groups')).toContain('pod_leftover');
+    expect((await groupTasks(p.uid)).length).toBe(threadsOf(p).length);
+    await host.rmdir('/sys/fs/resctrl/mon_groups/pod_leftover');
+    for (const x of [p, late]) await deletePod(c.core, host, x);
+    await eventually('removed', async () => (await eventsOf(late.uid)).some((e) => e.type === 'Removed'));
+  });
+
+  it('ends by itself once its node is gone', async () => {
+    const other = c.nodes[1]!;
+    const p = await runPod(c.core, other.host, { namespace: ns, name: 'gone', node: other.name, containers: [{ name: 'z', threads: 1 }] });
+    const handle = c.client.workflow.getHandle(resctrlWorkflowId(other.name));
+    await eventually('reconciled on node 1', async () => (await handle.query(resctrlStateQuery)).state.pods[p.uid]?.containers !== undefined && Object.values((await handle.query(resctrlStateQuery)).state.pods[p.uid]!.containers).includes('Reconciled'), 60_000);
+    await deletePod(c.core, other.host, p);
+    await c.core.deleteNode({ name: other.name });
+    await eventually('completed', async () => (await handle.describe()).status.name === 'COMPLETED', 60_000);
+  });
 });

@@ -18,11 +18,11 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { API_GROUP, API_VERSION, entityWorkflowId, FINALIZER, NODEENI_PLURAL, resctrlWorkflowId } from '../common/names.js';
+import { API_GROUP, API_VERSION, devicePluginWorkflowId, entityWorkflowId, FINALIZER, NODEENI_PLURAL, resctrlWorkflowId } from '../common/names.js';
 import { SA_NODEENI } from '../common/search-attributes.js';
 import type { NodeENIObject } from '../common/types.js';
 import { selectorMatches } from '../activities/kube/node-identity.js';
-import { podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
+import { devicePluginRecheckSignal, podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
 
 export interface WatcherLogger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -146,6 +146,19 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
     const labelSets = before ? [labels, before.labels] : [labels];
     for (const o of (nodeEniInformer as ObjectCache<NodeENIItem>).list()) {
       if (concerns(o, name, labelSets)) void poke(o, `node ${name} ${deleted ? 'deleted' : before ? 'changed' : 'appeared'}`);
+    }
+    // The node's own workflows end once it is gone: tell them to look (only if they run; a gone node needs none started).
+    if (deleted) {
+      void signalWorkflowIfRunning(devicePluginWorkflowId(name), devicePluginRecheckSignal);
+      if (opts.resctrl) void signalWorkflowIfRunning(resctrlWorkflowId(name), podsChangedSignal);
+    }
+  }
+
+  async function signalWorkflowIfRunning(workflowId: string, signal: typeof devicePluginRecheckSignal): Promise<void> {
+    try {
+      await client.workflow.getHandle(workflowId).signal(signal);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) logger.error('could not signal workflow', { workflowId, error: String(err) });
     }
   }
 

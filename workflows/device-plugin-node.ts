@@ -10,6 +10,7 @@ import { continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched,
 import { buildDevicePluginConfig, devicePluginEntryProblem, resourcesOf, type DevicePluginConfig } from '../common/device-plugin.js';
 import {
   devicePluginAppliedSignal,
+  devicePluginRecheckSignal,
   devicePluginStateQuery,
   publishEntriesSignal,
   type DevicePluginApplied,
@@ -64,6 +65,7 @@ class DevicePluginNode {
       continueAsNew: () => continueAsNew<typeof devicePluginNode>({ ...this.s }),
     });
     setHandler(publishEntriesSignal, (req) => this.publish(req), { description: "An entity's complete list of entries for this node." });
+    setHandler(devicePluginRecheckSignal, () => this.loop.markDirty(), { description: 'The node changed or went: look again (the workflow ends once the node is gone and nothing is published).' });
     setHandler(devicePluginStateQuery, () => ({
       nodeName: this.s.nodeName, owners: this.s.owners, applied: this.s.applied, lastResult: this.s.lastResult, restarts: this.s.restarts, failure: this.loop.failure,
     }), { description: 'Entries per entity, the config applied, the last result and restarts.' });

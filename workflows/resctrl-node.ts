@@ -83,7 +83,7 @@ class ResctrlNode {
       continueAsNew: () => continueAsNew<typeof resctrlNode>({ nodeName: this.nodeName, options: this.options, state: this.state }),
     });
     setHandler(podsChangedSignal, () => this.loop.markDirty(), { description: 'A pod of this node changed: reconcile now.' });
-    setHandler(resctrlStateQuery, () => ({ state: this.state, events: this.events }), { description: 'Per-pod groups, container states and the events of this run.' });
+    setHandler(resctrlStateQuery, () => ({ state: this.state, events: this.events, failure: this.loop.failure }), { description: 'Per-pod groups, container states and the events of this run.' });
   }
 
   async run(): Promise<void> {
