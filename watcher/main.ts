@@ -24,6 +24,7 @@ const watcher = await startWatcher({
     detachTimeoutMs: config.DETACH_TIMEOUT_SECONDS * 1000,
     nodeAgentStartTimeoutMs: config.NODE_AGENT_START_TIMEOUT_SECONDS * 1000,
     failureBackoffSeconds: config.FAILURE_BACKOFF_SECONDS,
+    provisionDeadlineSeconds: config.PROVISION_DEADLINE_SECONDS,
   },
   resctrl: config.RESCTRL_ENABLED
     ? {

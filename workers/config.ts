@@ -55,6 +55,8 @@ export const watcherConfigSchema = z.object({
   DETACH_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   NODE_AGENT_START_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   FAILURE_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /** A provisioning not finished by then is undone and retried after back-off. */
+  PROVISION_DEADLINE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
   /** Per-pod resctrl groups (seed 004): watch pods and keep one group per pod on every node. */
   RESCTRL_ENABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
   RESCTRL_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and -, at most 32').default('pod_'),
