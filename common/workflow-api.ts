@@ -85,6 +85,8 @@ export interface ChildRecord {
   key: string;
   eniId?: string;
   node: string;
+  /** The instance the ENI belongs to, for the record of what a forced teardown left. */
+  instanceId?: string;
   generation: number;
   /** Epoch ms. */
   startedAt: number;

@@ -255,7 +255,7 @@ class NodeEniEntity {
       }
       delete state.failures[failureKey];
       if (state.configured[child.key]?.eniId === child.eniId) delete state.configured[child.key];
-      if (outcome.result.outcome === 'forced') this.leave({ eniID: outcome.result.eniId, nodeID: child.node, instanceID: '', reason: outcome.result.reason });
+      if (outcome.result.outcome === 'forced') this.leave({ eniID: outcome.result.eniId, nodeID: child.node, instanceID: child.instanceId ?? '', reason: outcome.result.reason });
     }
   }
 
@@ -320,7 +320,7 @@ class NodeEniEntity {
     const { name, uid, opts } = this;
     const node = eni.nodeName ?? '';
     const workflowId = teardownWorkflowId(this.entityId, node || 'unknown', eni.eniId);
-    await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, generation, startedAt: Date.now() }, () =>
+    await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, instanceId: eni.instanceId, generation, startedAt: Date.now() }, () =>
       startChild(teardownAttachment, {
         workflowId,
         parentClosePolicy: ParentClosePolicy.ABANDON,
