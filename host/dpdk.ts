@@ -607,10 +607,14 @@ export async function unbindFromDpdk(host: Host, opts: UnbindOptions): Promise<D
 
   // An earlier attempt's write may still hang in the kernel: nothing new until it returns.
   await waitForPendingWrite(host, bdf, t.writeMs, `${PCI_DEVICES}/${bdf}`);
-  if (!(await host.exists(devicePath(bdf)))) {
+  // The address alone does not say the device is ours: a node name can come back on another
+  // machine (Node deleted and re-created for another instance, seed 002), whose agent then
+  // runs the old ENI's teardown, and there the same PCI address may hold a device this ENI
+  // never had (another ENI, bound by someone else). Such a device is left alone, untouched.
+  if (!(await host.exists(devicePath(bdf))) || !(await isDeviceOf(host, bdf, mac))) {
     const elsewhere = await findDeviceByMac(host, mac);
     if (elsewhere?.driver === original) return finishUnbind(host, elsewhere, original, opts.mtu);
-    // Hot-unplugged: no device is left without a driver, and teardown must not wait for one to return.
+    // Hot-unplugged, or on another machine: no device is left without a driver, and teardown must not wait for one to return.
     return { interfaceName: '', pciAddress: bdf, driver: '', gone: true };
   }
 
@@ -646,6 +650,36 @@ export async function unbindFromDpdk(host: Host, opts: UnbindOptions): Promise<D
     throw new DpdkError('UnbindFailed', `MAC ${mac} belongs to ${iface.interfaceName} at ${iface.pciAddress}, not ${bdf}`, { macAddress: mac, pciAddress: bdf, retryable: false });
   }
   return finishUnbind(host, iface, original, opts.mtu);
+}
+
+/**
+ * Whether the PCI function at `bdf` is the ENI with this MAC: a netdev of it carries the MAC,
+ * or, with no netdev (bound to a DPDK driver, or to none half-way through a bind or unbind),
+ * this host's binding record for the address names the MAC. Every bind writes that record
+ * before it takes the netdev away, so a device without one was not bound by us.
+ */
+async function isDeviceOf(host: Host, bdf: string, mac: string): Promise<boolean> {
+  let state: PciDeviceState;
+  try {
+    state = await inspectPciDevice(host, bdf);
+  } catch (err) {
+    // Unplugged since the caller looked: not here.
+    if (err instanceof DpdkError && err.kind === 'NotFound') return false;
+    throw err;
+  }
+  if (state.netdevs.length > 0) {
+    for (const name of state.netdevs) {
+      try {
+        assertInterfaceName(name);
+      } catch {
+        continue;
+      }
+      const address = await host.readFile(`/sys/class/net/${name}/address`).then((s) => s.trim().toLowerCase(), orUndefinedOn('ENOENT', 'ENODEV'));
+      if (address === mac) return true;
+    }
+    return false;
+  }
+  return (await readRecord(host, bdf))?.macAddress === mac;
 }
 
 async function finishUnbind(host: Host, iface: InterfaceDevice, driver: string, mtu: number | undefined): Promise<DpdkUnbound> {

@@ -404,6 +404,17 @@ describe('unbindFromDpdk on the simulated host', () => {
     expect((await bindToDpdk(sim, bindOpts())).interfaceName).toBe('eth0');
   });
 
+  it('a device at the same address that is not ours (a node re-created on another machine) is left alone', async () => {
+    const sim = newHost({ vfio: { noiommuMode: true } });
+    // Another ENI (MAC 06) is bound here by someone else; the teardown asks for an ENI with another MAC at the same address.
+    await bindToDpdk(sim, bindOpts());
+    const host = recording(sim);
+    const res = await unbindFromDpdk(host, { macAddress: '02:aa:bb:cc:dd:99', pciAddress: BDF, originalDriver: 'ena', mtu: 9001, ...FAST });
+    expect(res).toMatchObject({ pciAddress: BDF, gone: true });
+    expect(host.writes).toEqual([]);
+    expect(await driverOf(sim)).toBe('vfio-pci');
+  });
+
   it('an open device: the bounded unbind reports DeviceInUse, stacks no second write, then completes after release', async () => {
     const sim = newHost({ vfio: { noiommuMode: true } });
     await bindToDpdk(sim, bindOpts());
