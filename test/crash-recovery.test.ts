@@ -2,7 +2,8 @@
 // was created and while the attach is in flight. A new worker process finishes
 // the job: exactly one ENI exists and it is attached.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTsProcess, type ManagedProcess } from '../sandbox/backends/tools.js';
+import type { ManagedProcess } from '../sandbox/backends/tools.js';
+import { controlWorkerProcess } from './support/processes.js';
 import { MOTO_DEFAULT_ACCOUNT } from '../sandbox/ec2/client.js';
 import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
 import { enisOf, isReady } from './support/inspect.js';
@@ -10,22 +11,8 @@ import { enisOf, isReady } from './support/inspect.js';
 let c: TestCluster;
 const workers: ManagedProcess[] = [];
 
-function controlWorkerProcess(): ManagedProcess {
-  // The production entry point; the process's EC2 client has no account header, hence the default moto account.
-  const p = startTsProcess('control-worker', 'workers/control.ts', {
-    env: {
-      TEMPORAL_ADDRESS: c.backends.temporalAddress,
-      TEMPORAL_NAMESPACE: c.backends.temporalNamespace,
-      CONTROL_TASK_QUEUE: c.taskQueue,
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL_EC2: c.backends.ec2Endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      KUBECONFIG: c.backends.kube.kubeconfigPath,
-      NODEENI_WORKFLOWS_FROM_SOURCE: '1',
-      LOG_LEVEL: 'WARN',
-    },
-  });
+async function startControlWorkerProcess(): Promise<ManagedProcess> {
+  const p = await controlWorkerProcess(c);
   workers.push(p);
   return p;
 }
@@ -43,7 +30,7 @@ describe('crash between create and attach', () => {
   it('a restarted control worker adopts the created ENI instead of creating another', async () => {
     // Hold the attach in the proxy long enough to kill the worker while it waits.
     await c.fault.addRules({ action: 'AttachNetworkInterface', account: MOTO_DEFAULT_ACCOUNT, latencyMs: 120_000, code: 'RequestLimitExceeded', count: 1 });
-    const first = controlWorkerProcess();
+    const first = await startControlWorkerProcess();
     const node = c.nodes[0]!;
     const obj = await c.createNodeEni('crash', { nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node.name }, subnetNames: ['multus-a'], securityGroupNames: ['multus-sg'] });
     await eventually('ENI created and attach in flight', async () => {
@@ -58,7 +45,7 @@ describe('crash between create and attach', () => {
     expect(between[0]!.Attachment).toBeUndefined();
     await c.fault.clear();
 
-    controlWorkerProcess();
+    await startControlWorkerProcess();
     await eventually('Ready after restart', async () => isReady(await c.getNodeEni('crash'), 1), 120_000);
     console.log(`recovered ${Date.now() - killedAt} ms after the kill`);
     const after = await enisOf(c.ec2, obj.metadata.uid);

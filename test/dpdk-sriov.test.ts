@@ -50,7 +50,7 @@ describe('SR-IOV device plugin', () => {
     expect((await allocatable(0))['intel.com/sriov_kernel_1']).toBe('1');
     expect(await restarts(0)).toBe(1);
     // Mirrored into the ConfigMap the upstream plugin DaemonSet can mount (key = node name).
-    const cm = await c.core.readNamespacedConfigMap({ namespace: 'default', name: `sriovdp-config-${c.runId}` });
+    const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'nodeeni-sriovdp-config' });
     expect(cm.data?.[c.nodes[0]!.name]).toBe(await c.nodes[0]!.host.readFile('/etc/pcidp/config.json'));
 
     await c.deleteNodeEni('kernel');

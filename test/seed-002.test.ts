@@ -22,7 +22,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId, teardownWorkflowId } from '../common/names.js';
 import type { NodeENIObject, NodeENISpec } from '../common/types.js';
 import { bindToDpdk } from '../host/dpdk.js';
-import { startTsProcess, type ManagedProcess } from '../sandbox/backends/tools.js';
+import type { ManagedProcess } from '../sandbox/backends/tools.js';
+import { controlWorkerProcess } from './support/processes.js';
 import { MOTO_DEFAULT_ACCOUNT } from '../sandbox/ec2/client.js';
 import { startFakeKubelet, type FakeKubelet } from '../sandbox/fake-kubelet.js';
 import { registerNodes } from '../sandbox/kube-nodes.js';
@@ -62,22 +63,8 @@ const onNode = (i: number) => ({ 'nodeeni-test': c.runId, 'kubernetes.io/hostnam
 const sg = { securityGroupNames: ['multus-sg'] };
 const subnetId = (name: string) => c.world.subnets.find((s) => s.name === name)!.id;
 
-function controlWorkerProcess(): ManagedProcess {
-  // The production entry point, as crash-recovery.test.ts runs it.
-  const p = startTsProcess('control-worker', 'workers/control.ts', {
-    env: {
-      TEMPORAL_ADDRESS: c.backends.temporalAddress,
-      TEMPORAL_NAMESPACE: c.backends.temporalNamespace,
-      CONTROL_TASK_QUEUE: c.taskQueue,
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL_EC2: c.backends.ec2Endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      KUBECONFIG: c.backends.kube.kubeconfigPath,
-      NODEENI_WORKFLOWS_FROM_SOURCE: '1',
-      LOG_LEVEL: 'WARN',
-    },
-  });
+async function startControlWorkerProcess(): Promise<ManagedProcess> {
+  const p = await controlWorkerProcess(c);
   processes.push(p);
   return p;
 }
@@ -175,7 +162,7 @@ describe('seed 002 §1: controller crash during cleanup', () => {
   it('control worker killed between detach and delete', async () => {
     await c.stopControlWorker();
     try {
-      const first = controlWorkerProcess();
+      const first = await startControlWorkerProcess();
       const { obj, enis } = await readyNodeEni('crash', { nodeSelector: onNode(1), subnetNames: ['multus-a'], ...sg }, 1, 120_000);
       const eniId = enis[0]!.NetworkInterfaceId!;
       // Hold the delete in the proxy (and fail it) long enough to kill the worker while it waits.
@@ -190,7 +177,7 @@ describe('seed 002 §1: controller crash during cleanup', () => {
       first.child.kill('SIGKILL');
       await first.stop();
       const killedAt = Date.now();
-      controlWorkerProcess();
+      await startControlWorkerProcess();
       await waitGone('crash', 120_000);
       console.log(`[seed-002 §1] ENI deleted and finalizer removed ${Date.now() - killedAt} ms after the kill`);
       expect(await describeEni(eniId)).toBeUndefined();

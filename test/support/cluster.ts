@@ -23,6 +23,9 @@ import { registerNodes } from '../../sandbox/kube-nodes.js';
 import { startFakeKubelet } from '../../sandbox/fake-kubelet.js';
 import { createSimulatedNode, type SimulatedNode } from '../../sandbox/simulated-node.js';
 import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js';
+import { installDeployment, serviceAccountKubeConfig, serviceAccountKubeConfigFile, type Component } from '../../sandbox/kube-install.js';
+import { PROJECT_ROOT } from '../../sandbox/backends/tools.js';
+import path from 'node:path';
 
 /** Production semantics with short clocks: failures are retried within a test's horizon. */
 export const TEST_ENTITY_OPTIONS: Partial<EntityOptions> = {
@@ -44,7 +47,12 @@ export const TEST_DEVICE_PLUGIN_OPTIONS: DevicePluginOptions = {
   nodeAgentStartTimeoutMs: 8000,
   restartTimeoutMs: 30_000,
   maxHistoryLength: 2000,
+  // The mirror ConfigMap the shipped component creates (and grants get/update on, nothing more).
+  configMap: { namespace: 'kube-system', name: 'nodeeni-sriovdp-config' },
 };
+
+/** The tests' install: the shipped deploy/ with both components, device-plugin Roles in the tests' plugin namespaces. */
+export const TEST_INSTALL_OVERLAY = path.join(PROJECT_ROOT, 'test', 'deploy');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** Bundle the workflows once per test file (bundling per worker is slow). */
@@ -62,6 +70,8 @@ export interface TestCluster {
   account: string;
   taskQueue: string;
   backends: ProvidedBackends;
+  /** A kubeconfig file with a token of a shipped ServiceAccount, for components started as processes. */
+  kubeconfigFileFor(component: Component): Promise<string>;
   ec2: EC2Client;
   world: World;
   kc: KubeConfig;
@@ -117,7 +127,11 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
   const world = await seedWorld(ec2, { instances: opts.instances ?? 3 });
   const platformEc2 = makeEc2Client({ endpoint: backends.motoEndpoint, account, maxAttempts: 3 });
+  // The test itself acts as the cluster admin; the components run as the ServiceAccounts deploy/ ships.
   const kc = kubeConfigFor(backends);
+  await installDeployment(kc, TEST_INSTALL_OVERLAY);
+  const controlKc = await serviceAccountKubeConfig(kc, 'nodeeni-control-worker');
+  const watcherKc = await serviceAccountKubeConfig(kc, 'nodeeni-watcher');
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const selectorLabel = `${runId}`;
@@ -159,12 +173,13 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
 
   const cluster: TestCluster = {
     runId, account, taskQueue, backends, ec2, world, kc, core, custom, client, connection, fault, nodes, selectorLabel,
+    kubeconfigFileFor: (component) => serviceAccountKubeConfigFile(kc, component, path.join(PROJECT_ROOT, '.tmp', `kube-${runId}`)),
     async startControlWorker() {
       if (control) return;
       control = await startWorkers(connection, backends.temporalNamespace, [
         controlWorkerSpec({
-          taskQueue, ec2, kc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200,
-          devicePlugin: { ...TEST_DEVICE_PLUGIN_OPTIONS, configMap: { namespace: 'default', name: `sriovdp-config-${runId}` } },
+          taskQueue, ec2, kc: controlKc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200,
+          devicePlugin: TEST_DEVICE_PLUGIN_OPTIONS,
         }),
       ]);
     },
@@ -176,7 +191,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     },
     async startWatcher() {
       watcher ??= await startWatcher({
-        kc, client, taskQueue, entityOptions, nodeEniLabelSelector: `nodeeni-test=${runId}`, logger: makeJsonLogger('WARN'), resctrl: opts.resctrl?.options,
+        kc: watcherKc, client, taskQueue, entityOptions, nodeEniLabelSelector: `nodeeni-test=${runId}`, logger: makeJsonLogger('WARN'), resctrl: opts.resctrl?.options,
       });
     },
     async stopWatcher() {
