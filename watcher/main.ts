@@ -1,16 +1,28 @@
 // Entry point of the watcher process (runs beside the control worker).
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
+import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
 import { shutdownOnSignals } from '../workers/bootstrap.js';
 import { makeJsonLogger } from '../workers/logger.js';
 import { loadConfig, watcherConfigSchema } from '../workers/config.js';
+import { describeTemporal, temporalSettings } from '../workers/temporal-connection.js';
+import { connectClientChecked, startOrExit } from '../workers/temporal-startup.js';
 import { startWatcher } from './watcher.js';
 
 const config = loadConfig(watcherConfigSchema);
 const logger = makeJsonLogger(config.LOG_LEVEL);
 const kc = new KubeConfig();
 kc.loadFromDefault();
-const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+const temporal = temporalSettings(config);
+// Fails at once, naming what is missing, instead of logging a failed start per NodeENI forever.
+const connection = await startOrExit(logger, 'watcher', () =>
+  connectClientChecked(temporal, {
+    searchAttributes: ALL_SEARCH_ATTRIBUTES,
+    createHint: '(or start the control worker once with TEMPORAL_CREATE_SEARCH_ATTRIBUTES=true)',
+    logger,
+  }),
+);
+logger.info('connected to Temporal', { temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
 const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
 
 const watcher = await startWatcher({

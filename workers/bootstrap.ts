@@ -5,6 +5,8 @@ import { NativeConnection, Runtime, Worker, makeTelemetryFilterString, type Work
 import type { LogLevel, Logger } from '@temporalio/common';
 import { autoHeartbeat } from './heartbeat-interceptor.js';
 import { makeJsonLogger } from './logger.js';
+import { TemporalStartupError, explainConnectFailure, nativeConnectionOptions, watchApiKeyFile, type TemporalSettings } from './temporal-connection.js';
+import { checkTemporal, type StartupCheckOptions } from './temporal-startup.js';
 
 export interface RuntimeSettings {
   logLevel?: LogLevel;
@@ -30,13 +32,34 @@ export function installRuntime(settings: RuntimeSettings = {}): Logger {
   return logger;
 }
 
-export interface ConnectionSettings {
-  address: string;
-  namespace: string;
+/** Address, namespace, TLS and API key: see workers/temporal-connection.ts. */
+export type ConnectionSettings = TemporalSettings;
+
+/**
+ * The workers' connection, with the TLS and API-key settings; a failure is a
+ * TemporalStartupError whose one line says what to fix.
+ */
+export async function connect(settings: ConnectionSettings, logger?: Logger): Promise<NativeConnection> {
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(nativeConnectionOptions(settings));
+  } catch (err) {
+    throw new TemporalStartupError([await explainConnectFailure(settings, err)]);
+  }
+  if (settings.apiKeyFile) watchApiKeyFile(connection, settings, logger);
+  return connection;
 }
 
-export function connect(settings: ConnectionSettings): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: settings.address });
+/** A worker connection that passed the start-up checks (namespace, search attributes); closed again when they fail. */
+export async function connectChecked(settings: ConnectionSettings, checks: Omit<StartupCheckOptions, 'address' | 'namespace'>): Promise<NativeConnection> {
+  const connection = await connect(settings, checks.logger);
+  try {
+    await checkTemporal(connection, { ...checks, address: settings.address, namespace: settings.namespace });
+  } catch (err) {
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+  return connection;
 }
 
 export type WorkerSpec = Omit<WorkerOptions, 'connection' | 'namespace'>;

@@ -1,9 +1,12 @@
 // Entry point of the control worker process (a Deployment in the cluster).
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KubeConfig } from '@kubernetes/client-node';
-import { connect, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
+import { connectChecked, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
 import { controlConfigSchema, loadConfig } from './config.js';
 import { controlWorkerSpec } from './control-worker.js';
+import { describeTemporal, temporalSettings } from './temporal-connection.js';
+import { startOrExit } from './temporal-startup.js';
 import { defaultWorkflowSource } from './workflow-source.js';
 
 const config = loadConfig(controlConfigSchema);
@@ -13,7 +16,16 @@ const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 3 });
 const kc = new KubeConfig();
 kc.loadFromDefault();
 
-const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+const temporal = temporalSettings(config);
+// The namespace and the search attributes the workflows upsert, checked before any worker polls.
+const connection = await startOrExit(logger, 'control worker', () =>
+  connectChecked(temporal, {
+    searchAttributes: ALL_SEARCH_ATTRIBUTES,
+    createMissing: config.TEMPORAL_CREATE_SEARCH_ATTRIBUTES,
+    createHint: '(or set TEMPORAL_CREATE_SEARCH_ATTRIBUTES=true on the control worker to create them at start)',
+    logger,
+  }),
+);
 const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
   controlWorkerSpec({
     taskQueue: config.CONTROL_TASK_QUEUE,
@@ -32,6 +44,6 @@ const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
     },
   }),
 ]);
-logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS });
+logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
 shutdownOnSignals(logger, () => running.shutdown());
 await running.done;

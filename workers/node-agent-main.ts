@@ -1,8 +1,10 @@
 // The node agent's process lifecycle, shared by the real agent and the
 // sandbox's simulated nodes: validated config, runtime, worker, drain.
 import type { Host } from '../host/host.js';
-import { connect, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
+import { connectChecked, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
 import { loadConfig, nodeAgentConfigSchema } from './config.js';
+import { describeTemporal, temporalSettings } from './temporal-connection.js';
+import { startOrExit } from './temporal-startup.js';
 import { nodeAgentWorkerSpec } from './node-agent-worker.js';
 
 export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string) => Host; onStop?: () => Promise<void> }): Promise<void> {
@@ -10,9 +12,11 @@ export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string
   const config = loadConfig(nodeAgentConfigSchema);
   const host = opts.host ?? opts.makeHost!(config.HOST_ROOT);
   const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
-  const connection = await connect({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = temporalSettings(config);
+  // The agent upserts no search attribute: only the namespace is checked.
+  const connection = await startOrExit(logger, 'node agent', () => connectChecked(temporal, { logger }));
   const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [nodeAgentWorkerSpec({ host, nodeName: config.NODE_NAME, devicePluginConfigPath: config.DEVICE_PLUGIN_CONFIG_PATH, enableNoIommu: config.DPDK_ENABLE_NOIOMMU })]);
-  logger.info('node agent started', { node: config.NODE_NAME, hostRoot: host.root });
+  logger.info('node agent started', { node: config.NODE_NAME, hostRoot: host.root, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
   shutdownOnSignals(logger, async () => {
     await running.shutdown();
     await opts.onStop?.();
