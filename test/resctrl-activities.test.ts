@@ -81,9 +81,17 @@ describe('resctrl activities', () => {
     expect(JSON.stringify(host.snapshot())).toBe(before);
   });
 
+  it('cleanup spares the groups of pods running on the node now, removes other prefixed ones', async () => {
+    const { host, acts } = setup();
+    await createdGroup(acts);
+    await host.mkdir('/sys/fs/resctrl/mon_groups/pod_stale');
+    expect(await env.run(acts.cleanupResctrl, { prefix: 'pod_', keepPodUids: [UID] })).toEqual({ mounted: true, removed: 1, failures: 0, kept: 1 });
+    expect((await host.readdir('/sys/fs/resctrl/mon_groups')).filter((n) => n.startsWith('pod_'))).toEqual([`pod_${UID}`]);
+  });
+
   it('reports resctrl as not mounted instead of failing', async () => {
     const { acts } = setup({ resctrl: { mounted: false } });
     expect(await env.run(acts.ensurePodGroup, { podUid: UID, prefix: 'pod_', mode: 'monitor' as const })).toMatchObject({ ok: false, kind: 'Unsupported' });
-    expect(await env.run(acts.cleanupResctrl, { prefix: 'pod_' })).toEqual({ mounted: false, removed: 0, failures: 0 });
+    expect(await env.run(acts.cleanupResctrl, { prefix: 'pod_' })).toEqual({ mounted: false, removed: 0, failures: 0, kept: 0 });
   });
 });
