@@ -54,17 +54,17 @@ async function apply(admin: KubeConfig, overlay: string): Promise<void> {
 }
 
 /** A kubeconfig that authenticates as one of the shipped ServiceAccounts, with a token from the TokenRequest API. */
-export function serviceAccountKubeConfig(admin: KubeConfig, component: Component): Promise<KubeConfig> {
-  return tokenKubeConfig(admin, component, INSTALL_NAMESPACE);
+export function serviceAccountKubeConfig(admin: KubeConfig, component: Component, expirationSeconds?: number): Promise<KubeConfig> {
+  return tokenKubeConfig(admin, component, INSTALL_NAMESPACE, expirationSeconds);
 }
 
 /** A kubeconfig with a fresh token of any ServiceAccount. */
-export async function tokenKubeConfig(admin: KubeConfig, name: string, namespace: string): Promise<KubeConfig> {
+export async function tokenKubeConfig(admin: KubeConfig, name: string, namespace: string, expirationSeconds = 4 * 3600): Promise<KubeConfig> {
   const core = admin.makeApiClient(CoreV1Api);
   const res = await core.createNamespacedServiceAccountToken({
     name,
     namespace,
-    body: { spec: { audiences: [], expirationSeconds: 4 * 3600 } },
+    body: { spec: { audiences: [], expirationSeconds } },
   });
   const cluster = admin.getCurrentCluster()!;
   const kc = new KubeConfig();
@@ -78,8 +78,8 @@ export async function tokenKubeConfig(admin: KubeConfig, name: string, namespace
 }
 
 /** The same credentials as a kubeconfig file, for components started as processes. */
-export async function serviceAccountKubeConfigFile(admin: KubeConfig, component: Component, dir: string): Promise<string> {
-  const kc = await serviceAccountKubeConfig(admin, component);
+export async function serviceAccountKubeConfigFile(admin: KubeConfig, component: Component, dir: string, expirationSeconds?: number): Promise<string> {
+  const kc = await serviceAccountKubeConfig(admin, component, expirationSeconds);
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${component}.kubeconfig`);
   await writeFile(file, kc.exportConfig(), { mode: 0o600 });
