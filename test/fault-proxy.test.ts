@@ -1,10 +1,12 @@
 // The fault-injecting EC2 proxy against a real moto server: fault rules,
 // real-EC2 behaviours moto lacks, ClientToken idempotency, transitional
-// attachment states, attachment DeleteOnTermination, and the seeded world.
+// attachment states, attachment DeleteOnTermination, EC2's request-rate
+// throttling (token buckets per account and action), and the seeded world.
 import {
   AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
   DeleteNetworkInterfaceCommand,
+  DeleteSecurityGroupCommand,
   DescribeInstancesCommand,
   DescribeNetworkInterfaceAttributeCommand,
   DescribeNetworkInterfacesCommand,
@@ -17,12 +19,13 @@ import {
   type EC2Client,
   type NetworkInterface,
 } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMoto, type MotoServer } from '../sandbox/backends/moto.js';
 import { makeEc2Client, randomAccountId } from '../sandbox/ec2/client.js';
 import { FaultProxyClient } from '../sandbox/ec2/fault-client.js';
 import { startFaultProxy, type FaultProxy } from '../sandbox/ec2/fault-proxy.js';
 import { seedWorld, type World } from '../sandbox/ec2/seed.js';
+import { AWS_THROTTLE, classify, lowerBoundSeconds, lowerBoundSecondsAll, OFF, ThrottleBuckets, type ThrottleSettings } from '../sandbox/ec2/throttle.js';
 
 let moto: MotoServer;
 let proxy: FaultProxy;
@@ -700,4 +703,310 @@ describe('seedWorld', () => {
     }
     expect(new Set(world.instances.map((i) => i.id)).size).toBe(3);
   }, 30_000);
+});
+
+describe('AWS request throttling', () => {
+  // Small buckets keep the tests fast; the 'aws' preset's figures are checked on their own.
+  const SLOW = 0.02; // tokens per second: next to nothing refills during a burst
+
+  afterEach(async () => {
+    await faults.setThrottle('off');
+  });
+
+  /** Runs `send` n times one after another; per call, the EC2 code it failed with, or undefined. */
+  async function outcomes(n: number, send: () => Promise<unknown>): Promise<(string | undefined)[]> {
+    const out: (string | undefined)[] = [];
+    for (let i = 0; i < n; i++) out.push(await send().then(() => undefined, (e: unknown) => (e as { name?: string }).name ?? 'unknown'));
+    return out;
+  }
+
+  const ok = (n: number) => Array<undefined>(n).fill(undefined);
+  const limited = (n: number) => Array<string>(n).fill('RequestLimitExceeded');
+
+  /** A client in a fresh account whose first request (moto sets the account up then) is already made. */
+  async function warmClient(): Promise<{ ec2: EC2Client; account: string; scope: string }> {
+    const c = client();
+    await c.ec2.send(new DescribeVpcsCommand({}));
+    return { ...c, scope: `${c.account}/us-east-1` };
+  }
+
+  it('is off by default; the aws preset carries the documented figures', async () => {
+    const off = await faults.throttle();
+    expect(off.settings.enabled).toBe(false);
+    expect(off.buckets).toEqual([]);
+
+    const aws = await faults.setThrottle('aws');
+    expect(aws).toEqual(AWS_THROTTLE);
+    expect(aws.enabled).toBe(true);
+    expect(aws.categories).toEqual({
+      nonMutating: { capacity: 100, refillPerSecond: 20 },
+      unfilteredNonMutating: { capacity: 50, refillPerSecond: 10 },
+      mutating: { capacity: 50, refillPerSecond: 5 },
+      resourceIntensive: { capacity: 50, refillPerSecond: 5 },
+    });
+    expect(aws.actions).toMatchObject({
+      CreateNetworkInterface: { capacity: 100, refillPerSecond: 5 },
+      DeleteNetworkInterface: { capacity: 100, refillPerSecond: 5 },
+      ModifyNetworkInterfaceAttribute: { capacity: 100, refillPerSecond: 5 },
+      CreateTags: { capacity: 100, refillPerSecond: 10 },
+      RunInstances: { capacity: 5, refillPerSecond: 2 },
+      TerminateInstances: { capacity: 100, refillPerSecond: 5 },
+    });
+    expect((await faults.state()).throttle).toEqual(AWS_THROTTLE);
+
+    // The same preset as a start option; anything else is refused.
+    const started = await startFaultProxy({ target: moto.endpoint, throttle: 'aws' });
+    try {
+      const other = new FaultProxyClient(started.endpoint);
+      expect((await other.throttle()).settings).toEqual(AWS_THROTTLE);
+      expect(await other.setThrottle('off')).toEqual(OFF);
+    } finally {
+      await started.stop();
+    }
+    await expect(startFaultProxy({ target: moto.endpoint, throttle: 'fast' as never })).rejects.toThrow(/throttle/);
+    await expect(startFaultProxy({ target: moto.endpoint, throttle: { ...AWS_THROTTLE, enabled: 'yes' } as never })).rejects.toThrow(/throttle/);
+  }, 30_000);
+
+  it('answers exactly the calls beyond a bucket\'s capacity with RequestLimitExceeded (503); other actions and accounts keep their own buckets', async () => {
+    const a = await warmClient();
+    const b = await warmClient();
+    await faults.setThrottle({
+      preset: 'off',
+      enabled: true,
+      categories: { nonMutating: { capacity: 5, refillPerSecond: SLOW }, mutating: { capacity: 2, refillPerSecond: SLOW } },
+    });
+
+    const vpcs = () => a.ec2.send(new DescribeVpcsCommand({}));
+    expect(await outcomes(8, vpcs)).toEqual([...ok(5), ...limited(3)]);
+    await expectEc2Error(vpcs(), 'RequestLimitExceeded', /Request limit exceeded/, 503);
+
+    // Another action in the same account, and the same action in another account: full buckets.
+    expect(await outcomes(5, () => a.ec2.send(new DescribeSubnetsCommand({})))).toEqual(ok(5));
+    expect(await outcomes(6, () => b.ec2.send(new DescribeVpcsCommand({})))).toEqual([...ok(5), ...limited(1)]);
+
+    // A mutating call (moto answers each with its own error: served, not throttled).
+    const del = () => a.ec2.send(new DeleteSecurityGroupCommand({ GroupId: 'sg-0123456789abcdef0' }));
+    const deletes = await outcomes(4, del);
+    expect(deletes.slice(2)).toEqual(limited(2));
+    expect(deletes.slice(0, 2).every((o) => o !== undefined && o !== 'RequestLimitExceeded')).toBe(true);
+
+    const s = await faults.state();
+    expect(s.countsByAccount[a.account]).toEqual({ DescribeVpcs: 10, DescribeSubnets: 5, DeleteSecurityGroup: 4 }); // the warm-up call included
+    expect(s.throttled).toEqual({ total: 7, byAction: { DescribeVpcs: 5, DeleteSecurityGroup: 2 } }); // both accounts
+    expect(s.served[a.scope]).toEqual({ 'DescribeVpcs:nonMutating': 5, 'DescribeSubnets:nonMutating': 5, 'DeleteSecurityGroup:mutating': 2 });
+    expect(s.served[b.scope]).toEqual({ 'DescribeVpcs:nonMutating': 5 });
+    expect(s.injected.total).toBe(0);
+
+    const buckets = (await faults.throttle()).buckets.filter((x) => x.account === a.account);
+    expect(buckets.map((x) => [x.bucket, x.category, x.capacity, x.refillPerSecond]).sort()).toEqual([
+      ['DeleteSecurityGroup:mutating', 'mutating', 2, SLOW],
+      ['DescribeSubnets:nonMutating', 'nonMutating', 5, SLOW],
+      ['DescribeVpcs:nonMutating', 'nonMutating', 5, SLOW],
+    ]);
+    for (const x of buckets) expect(x.tokens).toBeLessThan(1);
+  }, 30_000);
+
+  it('refills continuously at the bucket\'s rate: one call per 1/refill seconds, never beyond capacity', async () => {
+    const { ec2 } = await warmClient();
+    await faults.setThrottle({ preset: 'off', enabled: true, categories: { nonMutating: { capacity: 2, refillPerSecond: 1 } } });
+    const vpcs = () => ec2.send(new DescribeVpcsCommand({}));
+
+    expect(await outcomes(3, vpcs)).toEqual([undefined, undefined, 'RequestLimitExceeded']);
+    const emptied = Date.now();
+    await sleep(400);
+    // Less than one token back before a second has passed.
+    expect(await outcomes(1, vpcs)).toEqual(limited(1));
+    await sleep(emptied + 1200 - Date.now());
+    expect(await outcomes(2, vpcs)).toEqual([undefined, 'RequestLimitExceeded']);
+    const [bucket] = (await faults.throttle()).buckets.filter((x) => x.bucket === 'DescribeVpcs:nonMutating');
+    expect(bucket!.tokens).toBeGreaterThanOrEqual(0);
+    expect(bucket!.tokens).toBeLessThan(1);
+
+    // Idle long enough to refill twice over: still only `capacity` in one go.
+    await sleep(3000);
+    expect(await outcomes(3, vpcs)).toEqual([undefined, undefined, 'RequestLimitExceeded']);
+  }, 30_000);
+
+  it('puts unfiltered, unpaginated DescribeNetworkInterfaces in its own, smaller bucket', async () => {
+    const { ec2, scope } = await warmClient();
+    await faults.setThrottle({
+      preset: 'aws',
+      categories: { nonMutating: { capacity: 3, refillPerSecond: SLOW }, unfilteredNonMutating: { capacity: 1, refillPerSecond: SLOW } },
+    });
+    const unfiltered = () => ec2.send(new DescribeNetworkInterfacesCommand({}));
+    const filtered = () => ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'subnet-id', Values: ['subnet-12345678'] }] }));
+    const paginated = () => ec2.send(new DescribeNetworkInterfacesCommand({ MaxResults: 5 }));
+
+    expect(await outcomes(2, unfiltered)).toEqual([undefined, 'RequestLimitExceeded']);
+    expect(await outcomes(2, filtered)).toEqual(ok(2));
+    expect(await outcomes(1, paginated)).toEqual(ok(1));
+    expect(await outcomes(1, filtered)).toEqual(limited(1));
+    // DescribeVpcs is not in the doc's short list: unfiltered, it uses the ordinary bucket.
+    expect(await outcomes(4, () => ec2.send(new DescribeVpcsCommand({})))).toEqual([...ok(3), ...limited(1)]);
+
+    expect((await faults.served())[scope]).toEqual({
+      'DescribeNetworkInterfaces:unfilteredNonMutating': 1,
+      'DescribeNetworkInterfaces:nonMutating': 3,
+      'DescribeVpcs:nonMutating': 3,
+    });
+    expect((await faults.throttle()).buckets.map((x) => x.bucket).sort()).toEqual([
+      'DescribeNetworkInterfaces:nonMutating', 'DescribeNetworkInterfaces:unfilteredNonMutating', 'DescribeVpcs:nonMutating',
+    ]);
+  }, 30_000);
+
+  it('decides before the rules, counts what it throttled and served, and clear resets both and refills', async () => {
+    const { ec2, account, scope } = await warmClient();
+    await faults.setThrottle({ preset: 'off', enabled: true, categories: { nonMutating: { capacity: 2, refillPerSecond: SLOW } } });
+    await faults.addRules({ action: 'DescribeVpcs', code: 'InternalError', account });
+    const vpcs = () => ec2.send(new DescribeVpcsCommand({}));
+
+    expect(await outcomes(4, vpcs)).toEqual(['InternalError', 'InternalError', 'RequestLimitExceeded', 'RequestLimitExceeded']);
+    let s = await faults.state();
+    expect(s.counts.DescribeVpcs).toBe(5); // the warm-up call included
+    expect(s.rules[0]).toMatchObject({ matched: 2, applied: 2 });
+    expect(s.injected).toMatchObject({ total: 2, byCode: { InternalError: 2 } });
+    expect(s.throttled).toEqual({ total: 2, byAction: { DescribeVpcs: 2 } });
+    expect(await faults.throttled()).toEqual(s.throttled);
+    expect(s.served[scope]).toEqual({ 'DescribeVpcs:nonMutating': 2 }); // since setThrottle refilled the buckets
+
+    await faults.clear();
+    s = await faults.state();
+    expect(s.throttled).toEqual({ total: 0, byAction: {} });
+    expect(s.served).toEqual({});
+    expect(s.throttle.categories.nonMutating).toEqual({ capacity: 2, refillPerSecond: SLOW });
+    expect((await faults.throttle()).buckets).toEqual([]);
+    expect(await outcomes(3, vpcs)).toEqual([undefined, undefined, 'RequestLimitExceeded']);
+
+    // What was served since the clear, under the proxy's figures and under others.
+    expect(await faults.throttleLowerBoundSeconds()).toBe(0);
+    const tight: ThrottleSettings = { ...OFF, enabled: true, categories: { ...OFF.categories, nonMutating: { capacity: 1, refillPerSecond: 0.5 } } };
+    expect(await faults.throttleLowerBoundSeconds(tight)).toBe(2);
+
+    // Setting the throttle refills every bucket.
+    await faults.setThrottle({});
+    expect(await outcomes(1, vpcs)).toEqual(ok(1));
+  }, 30_000);
+
+  it('rejects bad settings with HTTP 400 and keeps the current ones; the control API is never throttled', async () => {
+    await faults.setThrottle({ preset: 'off', enabled: true, categories: { nonMutating: { capacity: 1, refillPerSecond: SLOW } } });
+    const before = (await faults.throttle()).settings;
+    for (const bad of [
+      { preset: 'fast' },
+      { enabled: 'yes' },
+      { categories: { mutating: { capacity: 0 } } },
+      { categories: { mutating: { refillPerSecond: -1 } } },
+      { categories: { console: { capacity: 10, refillPerSecond: 1 } } },
+      { actions: { 'describe-vpcs': { capacity: 10, refillPerSecond: 1 } } },
+      { actions: { DescribeVpcs: { capacity: 10 } } },
+      { burst: 10 },
+    ]) {
+      await expect(faults.setThrottle(bad as never), JSON.stringify(bad)).rejects.toThrow(/HTTP 400/);
+    }
+    for (const body of ['not json', '', '42', '"fast"']) {
+      const res = await fetch(`${proxy.endpoint}/__faults/throttle`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status, body).toBe(400);
+      expect(await res.json()).toHaveProperty('error');
+    }
+    expect((await faults.throttle()).settings).toEqual(before);
+
+    // A bare preset name works as a body too.
+    const res = await fetch(`${proxy.endpoint}/__faults/throttle`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '"aws"' });
+    expect(res.status).toBe(200);
+    expect((await faults.throttle()).settings).toEqual(AWS_THROTTLE);
+
+    await faults.setThrottle({ preset: 'off', enabled: true, categories: { nonMutating: { capacity: 1, refillPerSecond: SLOW } } });
+    for (let i = 0; i < 20; i++) await faults.state();
+    expect((await faults.throttled()).total).toBe(0);
+  }, 30_000);
+
+  describe('model (no proxy)', () => {
+    const call = (action: string, params: Record<string, string> = {}) => ({ action, params: new URLSearchParams(params) });
+
+    it('classifies by action name and by filter, ID-list and pagination parameters', () => {
+      const cases: [string, Record<string, string>, string][] = [
+        ['DescribeNetworkInterfaces', {}, 'unfilteredNonMutating'],
+        ['DescribeNetworkInterfaces', { DryRun: 'false' }, 'unfilteredNonMutating'],
+        ['DescribeNetworkInterfaces', { 'Filter.1.Name': 'subnet-id', 'Filter.1.Value.1': 'subnet-1' }, 'nonMutating'],
+        ['DescribeNetworkInterfaces', { 'NetworkInterfaceId.1': 'eni-1' }, 'nonMutating'],
+        ['DescribeNetworkInterfaces', { MaxResults: '5' }, 'nonMutating'],
+        ['DescribeNetworkInterfaces', { NextToken: 't' }, 'nonMutating'],
+        ['DescribeInstances', {}, 'unfilteredNonMutating'],
+        ['DescribeInstances', { 'InstanceId.1': 'i-1' }, 'nonMutating'],
+        ['DescribeSecurityGroups', { 'GroupName.1': 'default' }, 'nonMutating'],
+        ['DescribeVpcs', {}, 'nonMutating'],
+        ['DescribeSubnets', {}, 'nonMutating'],
+        ['GetConsoleOutput', { InstanceId: 'i-1' }, 'nonMutating'],
+        ['ListImagesInRecycleBin', {}, 'nonMutating'],
+        ['SearchTransitGatewayRoutes', {}, 'nonMutating'],
+        ['CreateNetworkInterface', { SubnetId: 'subnet-1' }, 'mutating'],
+        ['AttachNetworkInterface', {}, 'mutating'],
+        ['AuthorizeSecurityGroupIngress', {}, 'resourceIntensive'],
+        ['RequestSpotInstances', {}, 'resourceIntensive'],
+      ];
+      for (const [action, params, category] of cases) {
+        expect(classify(call(action, params)), `${action} ${JSON.stringify(params)}`).toEqual({ category, bucket: `${action}:${category}` });
+      }
+    });
+
+    it('lowerBoundSeconds: per bucket (calls − capacity) / refill, the largest over buckets', () => {
+      expect(lowerBoundSeconds({}, AWS_THROTTLE)).toBe(0);
+      expect(lowerBoundSeconds({ 'AttachNetworkInterface:mutating': 50 }, AWS_THROTTLE)).toBe(0);
+      expect(lowerBoundSeconds({ 'AttachNetworkInterface:mutating': 60 }, AWS_THROTTLE)).toBe(2); // (60 − 50) / 5
+      expect(lowerBoundSeconds({ 'DescribeNetworkInterfaces:unfilteredNonMutating': 150 }, AWS_THROTTLE)).toBe(10); // (150 − 50) / 10
+      expect(lowerBoundSeconds({ 'DescribeNetworkInterfaces:nonMutating': 150 }, AWS_THROTTLE)).toBe(2.5); // (150 − 100) / 20
+      expect(lowerBoundSeconds({ 'CreateNetworkInterface:mutating': 200 }, AWS_THROTTLE)).toBe(20); // its own figures: (200 − 100) / 5
+      // Buckets refill side by side: the slowest decides, the others do not add up.
+      expect(lowerBoundSeconds({
+        'AttachNetworkInterface:mutating': 60,
+        'CreateNetworkInterface:mutating': 200,
+        'DescribeNetworkInterfaces:unfilteredNonMutating': 150,
+        'RunInstances:mutating': 4,
+      }, AWS_THROTTLE)).toBe(20);
+      // A bare action name stands for its filtered bucket.
+      expect(lowerBoundSeconds({ DescribeNetworkInterfaces: 150 }, AWS_THROTTLE)).toBe(2.5);
+      expect(lowerBoundSeconds({ RunInstances: 25 }, AWS_THROTTLE)).toBe(10); // (25 − 5) / 2
+      // From empty buckets, every call waits for its token.
+      expect(lowerBoundSeconds({ 'AttachNetworkInterface:mutating': 60 }, AWS_THROTTLE, { start: 'empty' })).toBe(12);
+      expect(lowerBoundSeconds({ 'AttachNetworkInterface:mutating': 6000 }, OFF)).toBe(0);
+      expect(() => lowerBoundSeconds({ 'DescribeVpcs:console': 1 }, AWS_THROTTLE)).toThrow(/category/);
+      // Accounts and Regions have their own buckets too.
+      expect(lowerBoundSecondsAll({
+        '111111111111/us-east-1': { 'AttachNetworkInterface:mutating': 60 },
+        '222222222222/us-east-1': { 'AttachNetworkInterface:mutating': 75 },
+      }, AWS_THROTTLE)).toBe(5);
+      expect(lowerBoundSecondsAll({}, AWS_THROTTLE)).toBe(0);
+    });
+
+    it('token buckets: lazily full, continuous refill capped at capacity, per account and Region; the bound is what they force', () => {
+      let now = 0;
+      const settings: ThrottleSettings = { ...OFF, enabled: true, categories: { ...OFF.categories, mutating: { capacity: 3, refillPerSecond: 2 } } };
+      const buckets = new ThrottleBuckets(settings, () => now);
+      const attach = (account = '111111111111', region = 'us-east-1') => buckets.take({ ...call('AttachNetworkInterface'), account, region }).allowed;
+
+      expect([attach(), attach(), attach(), attach()]).toEqual([true, true, true, false]);
+      expect(attach('222222222222')).toBe(true);
+      expect(attach('111111111111', 'eu-west-1')).toBe(true);
+      now += 499;
+      expect(attach()).toBe(false);
+      now += 1;
+      expect(attach()).toBe(true);
+      expect(attach()).toBe(false);
+      now += 60_000;
+      expect(buckets.snapshot().find((b) => b.account === '111111111111' && b.region === 'us-east-1')?.tokens).toBe(3);
+
+      // Calls arriving every millisecond: the 20th is served (20 − 3) / 2 s after the first, as lowerBoundSeconds says.
+      buckets.refillAll();
+      const start = now;
+      let served = 0;
+      while (served < 20) {
+        if (attach()) served++;
+        if (served < 20) now += 1;
+      }
+      expect((now - start) / 1000).toBeCloseTo(lowerBoundSeconds({ 'AttachNetworkInterface:mutating': 20 }, settings), 2);
+
+      buckets.set(OFF);
+      expect([attach(), attach(), attach(), attach(), attach()]).toEqual([true, true, true, true, true]);
+      expect(buckets.snapshot()).toEqual([]);
+    });
+  });
 });

@@ -6,9 +6,25 @@ import {
   type FaultRuleState,
   type FidelitySettings,
   type InjectedFaults,
+  type ThrottledRequests,
+  type ThrottleStatus,
 } from './fault-proxy.js';
+import { lowerBoundSecondsAll, type LowerBoundOptions, type ThrottlePreset, type ThrottleSettings, type ThrottleUpdate } from './throttle.js';
 
-export type { FaultProxyState, FaultRule, FaultRuleState, FaultRuleStatus, FidelitySettings, InjectedFaults } from './fault-proxy.js';
+export type {
+  FaultProxyState,
+  FaultRule,
+  FaultRuleState,
+  FaultRuleStatus,
+  FidelitySettings,
+  InjectedFaults,
+  ThrottleBucketState,
+  ThrottledRequests,
+  ThrottlePreset,
+  ThrottleSettings,
+  ThrottleStatus,
+  ThrottleUpdate,
+} from './fault-proxy.js';
 
 export class FaultProxyClient {
   constructor(private readonly endpoint: string) {}
@@ -31,8 +47,9 @@ export class FaultProxyClient {
   }
 
   /**
-   * Removes every rule, resets the request counters and the injected-fault
-   * totals, and restarts the random sequence from the current seed (fidelity
+   * Removes every rule, resets the request counters, the injected-fault and
+   * throttled totals and the served counts, refills every throttle bucket, and
+   * restarts the random sequence from the current seed (fidelity and throttle
    * settings and the seed stay).
    */
   async clear(): Promise<void> {
@@ -77,5 +94,44 @@ export class FaultProxyClient {
   /** Merges the given settings into the current ones and returns the result. */
   async setFidelity(settings: Partial<FidelitySettings>): Promise<FidelitySettings> {
     return this.call<FidelitySettings>('POST', `${CONTROL_PATH}/fidelity`, settings);
+  }
+
+  /** Request-rate throttling: the settings and the buckets in use with their tokens now. */
+  async throttle(): Promise<ThrottleStatus> {
+    return this.call<ThrottleStatus>('GET', `${CONTROL_PATH}/throttle`);
+  }
+
+  /**
+   * Switches to a preset ('aws': EC2's documented limits; 'off') or merges a
+   * change (throttle.ts, ThrottleUpdate; it may name a preset to start from).
+   * Every bucket starts full again and the served counts restart. Returns the
+   * settings now in force.
+   */
+  async setThrottle(presetOrUpdate: ThrottlePreset | ThrottleUpdate): Promise<ThrottleSettings> {
+    const body: ThrottleUpdate = typeof presetOrUpdate === 'string' ? { preset: presetOrUpdate } : presetOrUpdate;
+    return (await this.call<ThrottleStatus>('POST', `${CONTROL_PATH}/throttle`, body)).settings;
+  }
+
+  /** Requests the throttle answered RequestLimitExceeded since the last clear. */
+  async throttled(): Promise<ThrottledRequests> {
+    return (await this.state()).throttled;
+  }
+
+  /**
+   * Requests that passed the throttle since every bucket was last full (the
+   * last clear or setThrottle), per `account/region` and bucket (`Action:category`).
+   */
+  async served(): Promise<Record<string, Record<string, number>>> {
+    return (await this.state()).served;
+  }
+
+  /**
+   * The time the throttle buckets alone force on the requests served since
+   * they were last full (see served()): throttle.ts lowerBoundSecondsAll,
+   * under `settings` or the proxy's own.
+   */
+  async throttleLowerBoundSeconds(settings?: ThrottleSettings, opts?: LowerBoundOptions): Promise<number> {
+    const s = await this.state();
+    return lowerBoundSecondsAll(s.served, settings ?? s.throttle, opts);
   }
 }

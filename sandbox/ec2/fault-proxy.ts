@@ -25,14 +25,37 @@
 // sequence of requests it selects, whatever other rules see. Setting the seed
 // gives the existing rules fresh streams from the new sequence, as if they
 // had been added after it; clearing the rules restarts the sequence.
+//
+// Request-rate throttling (throttle.ts; off unless the start option `throttle`
+// or POST /__faults/throttle turns it on) models EC2's own limits: a token
+// bucket per account, Region and API action, sized by the action's category
+// (or its own figures), so a burst beyond a bucket's capacity gets
+// RequestLimitExceeded (HTTP 503) until the bucket refills. It decides before
+// any rule or fidelity handling: a throttled request is counted as received
+// and as throttled, and goes no further. The control API is never throttled.
+// Changing the throttle settings, or clearing, refills every bucket and
+// restarts the per-bucket `served` counts, from which lowerBoundSecondsAll
+// (throttle.ts) gives the time the buckets alone forced on those calls.
 import { randomInt } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { DEFAULT_REGION, MOTO_ACCOUNT_HEADER, MOTO_DEFAULT_ACCOUNT } from './client.js';
 import { ec2ErrorReply, type Ec2Reply } from './ec2-xml.js';
 import { Ec2Fidelity, type Ec2Call, type Exchange, type FidelitySettings } from './fidelity.js';
+import {
+  mergeThrottleSettings,
+  throttlePreset,
+  throttleSettingsSchema,
+  throttleUpdateSchema,
+  ThrottleBuckets,
+  THROTTLE_PRESETS,
+  type ThrottleBucketState,
+  type ThrottlePreset,
+  type ThrottleSettings,
+} from './throttle.js';
 
 export type { FidelitySettings } from './fidelity.js';
+export type { ThrottleBucketState, ThrottlePreset, ThrottleSettings, ThrottleUpdate } from './throttle.js';
 
 export const CONTROL_PATH = '/__faults';
 
@@ -95,6 +118,19 @@ export interface InjectedFaults {
   delayed: number;
 }
 
+/** Requests the throttle answered RequestLimitExceeded since the last clear (rules' faults are in `injected`). */
+export interface ThrottledRequests {
+  total: number;
+  byAction: Record<string, number>;
+}
+
+/** GET and POST /__faults/throttle. */
+export interface ThrottleStatus {
+  settings: ThrottleSettings;
+  /** The buckets in use, with their tokens now; none after a refill, they are created full on first use. */
+  buckets: ThrottleBucketState[];
+}
+
 export interface FaultProxyState {
   rules: FaultRuleState[];
   /** Requests received per action (faulted ones included), all accounts. */
@@ -104,6 +140,16 @@ export interface FaultProxyState {
   /** The seed of the current random sequence (see the head of this file). */
   seed: number;
   fidelity: FidelitySettings;
+  /** Request-rate throttling settings (throttle.ts). */
+  throttle: ThrottleSettings;
+  throttled: ThrottledRequests;
+  /**
+   * Requests that passed the throttle (each took a token when it was on), per
+   * `account/region` and bucket (`Action:category`), since every bucket was
+   * last full (the last clear or throttle change): what lowerBoundSecondsAll
+   * (throttle.ts) takes. Counted with throttling off too.
+   */
+  served: Record<string, Record<string, number>>;
 }
 
 const MAX_SEED = 0xffffffff;
@@ -130,6 +176,8 @@ export interface FaultProxyOptions {
   port?: number;
   /** Seed of the random sequence, an integer 0 … 2³²−1; random when absent (and reported in the state). */
   seed?: number;
+  /** EC2 request-rate throttling: a preset name or full settings (throttle.ts); 'off' when absent. */
+  throttle?: ThrottleSettings | ThrottlePreset;
 }
 
 /** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same sequence of uint32 values. */
@@ -161,6 +209,21 @@ interface LiveRule {
 
 function emptyInjected(): InjectedFaults {
   return { total: 0, byCode: {}, dropped: 0, delayed: 0 };
+}
+
+function emptyThrottled(): ThrottledRequests {
+  return { total: 0, byAction: {} };
+}
+
+function initialThrottle(option: FaultProxyOptions['throttle']): ThrottleSettings {
+  if (option === undefined) return throttlePreset('off');
+  if (typeof option === 'string') {
+    if (!(THROTTLE_PRESETS as readonly string[]).includes(option)) throw new Error(`fault proxy throttle must be ${THROTTLE_PRESETS.join(' or ')} or settings, got "${option}"`);
+    return throttlePreset(option);
+  }
+  const parsed = throttleSettingsSchema.safeParse(option);
+  if (!parsed.success) throw new Error(`fault proxy throttle settings: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 // Unref: a request held by a latency rule must not keep a stopping process alive.
@@ -252,6 +315,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   }
   const target = new URL(opts.target);
   const fidelity = new Ec2Fidelity(opts.target);
+  const buckets = new ThrottleBuckets(initialThrottle(opts.throttle));
+  let throttled = emptyThrottled();
+  let served: Record<string, Record<string, number>> = {};
   let rules: LiveRule[] = [];
   let nextRuleId = 1;
   let countsByAccount: Record<string, Record<string, number>> = {};
@@ -288,8 +354,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       injected: structuredClone(injected),
       seed,
       fidelity: fidelity.settings,
+      throttle: buckets.settings,
+      throttled: structuredClone(throttled),
+      served: structuredClone(served),
     };
   };
+
+  const throttleStatus = (): ThrottleStatus => ({ settings: buckets.settings, buckets: buckets.snapshot() });
 
   const addRule = (rule: FaultRule, now: number): LiveRule => {
     const startsAt = now + (rule.startAfterMs ?? 0);
@@ -374,6 +445,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       rules = [];
       countsByAccount = {};
       injected = emptyInjected();
+      throttled = emptyThrottled();
+      served = {};
+      buckets.refillAll();
       ruleSeeds = mulberry32(seed);
       return sendJson(res, 200, state());
     }
@@ -392,6 +466,16 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       for (const [k, v] of Object.entries(parsed.data)) if (v !== undefined) Object.assign(update, { [k]: v });
       return sendJson(res, 200, fidelity.update(update));
     }
+    if (path === `${CONTROL_PATH}/throttle` && req.method === 'GET') return sendJson(res, 200, throttleStatus());
+    if (path === `${CONTROL_PATH}/throttle` && req.method === 'POST') {
+      // A bare preset name is short for { "preset": name }.
+      const parsed = throttleUpdateSchema.safeParse(typeof json === 'string' ? { preset: json } : json);
+      if (!parsed.success) return sendJson(res, 400, { error: z.prettifyError(parsed.error) });
+      buckets.set(mergeThrottleSettings(buckets.settings, parsed.data));
+      // `served` counts from the moment every bucket was full, as lowerBoundSeconds assumes.
+      served = {};
+      return sendJson(res, 200, throttleStatus());
+    }
     return sendJson(res, 404, { error: `no control endpoint ${req.method} ${path}` });
   }
 
@@ -404,6 +488,16 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
     const perAccount = (countsByAccount[call.account] ??= {});
     perAccount[call.action] = (perAccount[call.action] ?? 0) + 1;
+
+    // EC2's own request-rate limit comes first: a throttled request reaches no rule and no fidelity handler.
+    const decision = buckets.take(call);
+    if (!decision.allowed) {
+      throttled.total += 1;
+      throttled.byAction[call.action] = (throttled.byAction[call.action] ?? 0) + 1;
+      return sendReply(res, ec2ErrorReply(defaultStatus('RequestLimitExceeded'), 'RequestLimitExceeded', defaultMessage('RequestLimitExceeded', call.action)));
+    }
+    const perScope = (served[decision.scope] ??= {});
+    perScope[decision.bucket] = (perScope[decision.bucket] ?? 0) + 1;
 
     const rule = firingRule(call)?.rule;
     if (rule) {
