@@ -1,7 +1,8 @@
 // The chaos soak: the whole system as separate processes on its own real
 // backends (sandbox/soak/stack.ts), many NodeENI lifecycles at once, and a
 // chaos driver that kills and restarts components, restarts the Temporal dev
-// server on its database file, and injects EC2 faults through the proxy —
+// server on its database file, and injects EC2 faults through the proxy, on
+// top of EC2's own request-rate limits (the proxy's `aws` throttle preset) —
 // while invariants are checked continuously and at the end.
 //
 // Lifecycle (each on its own NodeENI and its own nodes, leased from a pool):
@@ -53,6 +54,12 @@ export interface SoakOptions {
   throttleProbability: number;
   /** Share of EC2 calls answered InternalError (HTTP 500). */
   serverErrorProbability: number;
+  /**
+   * EC2's documented request-rate limits in the proxy (token buckets per
+   * account and action, sandbox/ec2/throttle.ts), on top of the rules above.
+   * On by default.
+   */
+  awsThrottle: boolean;
   /** Windows of UnauthorizedOperation (HTTP 403) on every ENI-changing call. */
   authWindows: number;
   authWindowMs: number;
@@ -118,7 +125,8 @@ export interface SoakReport {
   kills: Record<ComponentKind, number>;
   unexpectedExits: Record<ComponentKind, number>;
   temporalRestarts: number;
-  faults: { total: number; byCode: Record<string, number> };
+  /** Faults the rules injected during the chaos; `awsThrottled`: calls the AWS request-rate limits refused over the whole run. */
+  faults: { total: number; byCode: Record<string, number>; awsThrottled: number };
   enis: { created: number; deleted: number; leaked: number; orphaned: number; remaining: number };
   convergence: { steps: number; maxMs: number; maxStep: string; maxAfterFaultsStopMs: number; finalBoundMs: number; stepBoundMs: number };
   history: { maxEvents: number; workflowId: string; type: string; bound: number; scanned: number };
@@ -158,6 +166,7 @@ export function soakDefaults(o: Partial<SoakOptions> = {}): SoakOptions {
     seed: o.seed ?? Math.floor(Math.random() * 0xffffffff),
     throttleProbability: o.throttleProbability ?? 0.2,
     serverErrorProbability: o.serverErrorProbability ?? 0.05,
+    awsThrottle: o.awsThrottle ?? true,
     authWindows: o.authWindows ?? Math.max(1, Math.round(chaosSpanMs / 300_000)),
     authWindowMs: o.authWindowMs ?? 60_000,
     chaosSpanMs,
@@ -238,6 +247,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
   const steps: StepResult[] = [];
   const counts = { completed: 0, failed: 0, terminated: 0, replaced: 0, sriov: 0 };
   let injected: InjectedFaults = { total: 0, byCode: {}, dropped: 0, delayed: 0 };
+  /** Calls the proxy's AWS request-rate limits refused (they are not rule faults). */
+  let awsThrottled = 0;
   let historyMax: HistoryMax | undefined;
   let historyScanned = 0;
   let longLivedFailures = 0;
@@ -252,7 +263,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
 
   log(`seed ${o.seed}: ${o.lifecycles} lifecycles (${o.concurrency} at once), ${o.kills} kills, ${o.temporalRestarts} Temporal restarts, ` +
     `${o.authWindows} × ${o.authWindowMs / 1000} s UnauthorizedOperation windows, RequestLimitExceeded ${o.throttleProbability * 100}%, ` +
-    `InternalError ${o.serverErrorProbability * 100}%, chaos over ${Math.round(o.chaosSpanMs / 1000)} s; working directory ${dir}`);
+    `InternalError ${o.serverErrorProbability * 100}%, AWS request-rate limits ${o.awsThrottle ? 'on' : 'off'}, chaos over ${Math.round(o.chaosSpanMs / 1000)} s; working directory ${dir}`);
 
   const exitTimes = new Map<string, number[]>();
   const wanted = (c: Component) => !finishing && (c.kind !== 'node-agent' || nodes.some((n) => n.name === c.node && n.alive));
@@ -310,6 +321,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
     const client = new Client({ connection, namespace: s.backends.temporal.namespace });
     const fault = new FaultProxyClient(s.proxy.endpoint);
     await fault.setFidelity({ enabled: true, ...EC2_TRANSITIONS });
+    // From here on, as in a real account: EC2 limits the request rate per action (the seeding above ran unthrottled).
+    await fault.setThrottle(o.awsThrottle ? 'aws' : 'off');
     // One listing of moto's ENIs serves every waiter that asks within half a second.
     let enisCache: { at: number; value: Promise<OurEni[]> } | undefined;
     const snapshotEnis = (): Promise<OurEni[]> => {
@@ -788,10 +801,12 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
     chaosStopped = true;
     const st = await fault.state();
     injected = st.injected;
+    awsThrottled += st.throttled.total;
     await fault.clear();
     quietAt = Date.now();
     for (const c of [s.controlWorker, s.watcher, ...s.agents.values()]) if (wanted(c) && !c.running()) c.start();
-    log(`faults stopped after ${Math.round((quietAt - chaosStart) / 1000)} s: ${injected.total} injected (${Object.entries(injected.byCode).map(([k, v]) => `${k} ${v}`).join(', ')}); every component running`);
+    log(`faults stopped after ${Math.round((quietAt - chaosStart) / 1000)} s: ${injected.total} injected (${Object.entries(injected.byCode).map(([k, v]) => `${k} ${v}`).join(', ')}); ` +
+      `${awsThrottled} refused by the AWS request-rate limits; every component running`);
 
     // The resident NodeENI's target moves whenever a node comes or goes: from the moment faults
     // stopped, time how long it takes to converge after each such change.
@@ -846,6 +861,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
       violation({ invariant: 'history-bound', message: `${historyMax.type} ${historyMax.workflowId} run ${historyMax.runId} has ${historyMax.events} history events (bound ${o.historyBound})` });
     }
 
+    awsThrottled += (await fault.throttled()).total;
     const okSteps = steps.filter((x) => x.ok);
     const maxStep = okSteps.reduce<StepResult | undefined>((m, x) => (!m || x.ms > m.ms ? x : m), undefined);
     const created = recorder?.created() ?? new Set<string>();
@@ -858,7 +874,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
       kills,
       unexpectedExits,
       temporalRestarts: temporal.restarts,
-      faults: { total: injected.total, byCode: injected.byCode },
+      faults: { total: injected.total, byCode: injected.byCode, awsThrottled },
       enis: {
         created: created.size,
         deleted: [...(recorder?.deleted() ?? [])].filter((id) => created.has(id)).length,
