@@ -88,7 +88,14 @@ export async function readInterface(host: Host, name: string): Promise<Interface
   return info;
 }
 
-/** Every interface whose address is `mac`; interfaces that vanish during the scan are skipped. */
+/**
+ * Every interface whose address is `mac`; interfaces that vanish during the
+ * scan are skipped. A vanishing interface answers ENOENT (gone from the
+ * directory), ENODEV (attribute opened before its removal) or EINVAL from
+ * read(2): net-sysfs's show functions return -EINVAL once unregistration has
+ * begun (dev_isalive() false) until the files are removed, which a scan hits
+ * whenever pods' veths come and go (test/real-kernel.test.ts reproduces it).
+ */
 export async function findInterfacesByMac(host: Host, mac: string): Promise<InterfaceInfo[]> {
   const wanted = normalizeMac(mac);
   const out: InterfaceInfo[] = [];
@@ -97,7 +104,7 @@ export async function findInterfacesByMac(host: Host, mac: string): Promise<Inte
       const address = (await host.readFile(ifPath(name, 'address'))).trim().toLowerCase();
       if (address === wanted) out.push(await readInterface(host, name));
     } catch (err) {
-      if (isErrno(err, 'ENOENT', 'ENODEV')) continue;
+      if (isErrno(err, 'ENOENT', 'ENODEV') || (isErrno(err, 'EINVAL') && err.syscall === 'read')) continue;
       throw err;
     }
   }
