@@ -38,6 +38,7 @@ describe('chaos soak (short)', () => {
     expect(broken('duplicate-attachment-key'), 'two ENIs for one attachment key').toEqual([]);
     expect(broken('convergence'), 'NodeENIs that did not converge within their bound').toEqual([]);
     expect(broken('long-lived-workflow-ended'), 'long-lived workflows that failed or were terminated').toEqual([]);
+    expect(broken('long-lived-workflow-failing'), 'long-lived workflows still failing every pass after faults stopped').toEqual([]);
     expect(broken('history-bound'), 'histories over the bound').toEqual([]);
     expect(broken('lifecycle-error'), 'lifecycles the driver could not run').toEqual([]);
     expect(broken('final-state'), 'leftovers at the end').toEqual([]);

@@ -35,7 +35,7 @@ import { FaultProxyClient, type FaultRule, type InjectedFaults } from '../ec2/fa
 import { SEED_IMAGE_ID, SEED_INSTANCE_TYPE } from '../ec2/seed.js';
 import { waitForPollers } from '../pollers.js';
 import { startEc2Recorder, type Ec2Recorder } from './ec2-recorder.js';
-import { duplicateKeys, failedLongLived, getNodeEni, listNodeEnis, listOurEnis, longestHistory, type HistoryMax, type OurEni } from './observe.js';
+import { duplicateKeys, failedLongLived, failingLongLived, getNodeEni, listNodeEnis, listOurEnis, longestHistory, type HistoryMax, type OurEni } from './observe.js';
 import { Rng } from './rng.js';
 import { createStack, type Component, type ComponentKind, type Stack } from './stack.js';
 import { restartableTemporal, type RestartableTemporal } from './temporal-restart.js';
@@ -100,7 +100,7 @@ export interface SoakOptions {
 }
 
 export interface Violation {
-  invariant: 'orphan-eni' | 'duplicate-attachment-key' | 'convergence' | 'long-lived-workflow-ended' | 'history-bound' | 'lifecycle-error' | 'final-state';
+  invariant: 'orphan-eni' | 'duplicate-attachment-key' | 'convergence' | 'long-lived-workflow-ended' | 'long-lived-workflow-failing' | 'history-bound' | 'lifecycle-error' | 'final-state';
   message: string;
   at: string;
   evidence?: unknown;
@@ -131,6 +131,8 @@ export interface SoakReport {
   convergence: { steps: number; maxMs: number; maxStep: string; maxAfterFaultsStopMs: number; finalBoundMs: number; stepBoundMs: number };
   history: { maxEvents: number; workflowId: string; type: string; bound: number; scanned: number };
   longLivedFailures: number;
+  /** Long-lived workflows still failing their passes once faults had stopped. */
+  longLivedFailing: number;
   violations: Violation[];
   ok: boolean;
 }
@@ -252,6 +254,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
   let historyMax: HistoryMax | undefined;
   let historyScanned = 0;
   let longLivedFailures = 0;
+  let longLivedFailing = 0;
   let quietAt: number | undefined;
   let finishing = false;
   let recorder: Ec2Recorder | undefined;
@@ -350,13 +353,14 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
       }
     };
 
-    const launchNode = async (az: string): Promise<SoakNode> => {
+    /** A new instance and its Node, leased to `lessee` from the start (no other lifecycle may take it while it boots). */
+    const launchNode = async (az: string, lessee: string, sriov?: boolean): Promise<SoakNode> => {
       const subnet = s.world.subnets.find((x) => x.name === (az.endsWith('a') ? 'nodes-a' : 'nodes-b'))!;
       const index = nextNodeIndex++;
       const out = await moto.send(new RunInstancesCommand({ ImageId: SEED_IMAGE_ID, InstanceType: SEED_INSTANCE_TYPE, MinCount: 1, MaxCount: 1, SubnetId: subnet.id }));
       const inst = out.Instances![0]!;
       const primary = inst.NetworkInterfaces!.find((ni) => ni.Attachment?.DeviceIndex === 0)!;
-      const node: SoakNode = { name: `soak-node-${index}`, instanceId: inst.InstanceId!, az, primaryMac: primary.MacAddress!, alive: true };
+      const node: SoakNode = { name: `soak-node-${index}`, instanceId: inst.InstanceId!, az, primaryMac: primary.MacAddress!, alive: true, leasedBy: lessee, sriov };
       nodes.push(node);
       await s.addNode({ name: node.name, instanceId: node.instanceId, az, primaryMac: node.primaryMac, labels: { [POOL_LABEL]: 'yes' } });
       await waitForPollers(s.backends.temporal.address, s.backends.temporal.namespace, [{ name: nodeTaskQueue(node.name), kind: 'activity' }], 180_000);
@@ -668,9 +672,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
       const picked = free.slice(0, count);
       for (const n of picked) n.leasedBy = lcName;
       while (picked.length < count) {
-        const n = await launchNode(lifecycleRng.chance(0.67) ? `${s.world.region}a` : `${s.world.region}b`);
-        n.leasedBy = lcName;
-        picked.push(n);
+        picked.push(await launchNode(lifecycleRng.chance(0.67) ? `${s.world.region}a` : `${s.world.region}b`, lcName));
       }
       return picked;
     };
@@ -744,9 +746,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
           await deletePodsOn(victim.name);
           lastPoolChange = Date.now();
           if (r.chance(o.replaceProbability)) {
-            const replacement = await launchNode(victim.az);
-            replacement.leasedBy = name;
-            replacement.sriov = lc.spec.dpdkResourceName ? true : undefined;
+            const replacement = await launchNode(victim.az, name, lc.spec.dpdkResourceName ? true : undefined);
             leased.push(replacement);
             await patchNodeLabels(replacement.name, { [label]: 'in' });
             inNodes.add(replacement.name);
@@ -842,6 +842,23 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
     resident.gone = true;
     await waitStep(resident, 'delete', t0Delete);
 
+    // Once faults stopped, every long-lived workflow's reconcile passes must succeed again: one
+    // still failing then (backing off, retrying forever) is stuck, even though it never "failed".
+    const failingUntil = Math.max(Date.now() + 30_000, quietAt + o.finalBoundMs);
+    let failing = await failingLongLived(client).catch(() => []);
+    while (failing.length > 0 && Date.now() < failingUntil) {
+      await sleep(5000);
+      failing = await failingLongLived(client).catch(() => failing);
+    }
+    for (const f of failing) {
+      violation({
+        invariant: 'long-lived-workflow-failing',
+        message: `${f.type} ${f.workflowId} still fails every pass ${Math.round((Date.now() - quietAt) / 1000)} s after faults stopped: ${f.reason} (${f.attempts} in a row): ${f.message}`,
+        evidence: { ...f, show: `.tools/venv/bin/temporal workflow show --address ${s.backends.temporal.address} -w '${f.workflowId}'` },
+      });
+    }
+    longLivedFailing = failing.length;
+
     checking = false;
     await checker;
     // ---- final checks -----------------------------------------------------------
@@ -892,6 +909,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
       },
       history: { maxEvents: historyMax?.events ?? 0, workflowId: historyMax?.workflowId ?? '', type: historyMax?.type ?? '', bound: o.historyBound, scanned: historyScanned },
       longLivedFailures,
+      longLivedFailing,
       violations,
       ok: violations.length === 0,
     };

@@ -130,3 +130,49 @@ export async function longestHistory(client: Client, query: string): Promise<{ m
   }
   return { max, scanned };
 }
+
+export interface FailingPasses {
+  type: string;
+  workflowId: string;
+  runId: string;
+  reason: string;
+  message: string;
+  attempts: number;
+}
+
+interface PassFailureView {
+  reason: string;
+  message: string;
+  attempts: number;
+}
+
+/** Each long-lived type's query and where its reconcile loop's last failure sits in the answer. */
+const FAILURE_OF: Record<(typeof LONG_LIVED_TYPES)[number], { query: string; failure: (view: unknown) => PassFailureView | undefined }> = {
+  nodeEniEntity: { query: 'state', failure: (v) => (v as { state?: { reconciler?: { failure?: PassFailureView } } }).state?.reconciler?.failure },
+  devicePluginNode: { query: 'devicePluginState', failure: (v) => (v as { failure?: PassFailureView }).failure },
+  resctrlNode: { query: 'resctrlState', failure: (v) => (v as { failure?: PassFailureView }).failure },
+};
+
+/**
+ * Running long-lived workflows whose reconcile loop is failing right now (its
+ * last pass failed and it is backing off), by their own queries. A workflow
+ * that does not answer is reported as failing with reason `QueryFailed`.
+ */
+export async function failingLongLived(client: Client): Promise<FailingPasses[]> {
+  const out: FailingPasses[] = [];
+  const query = `(${LONG_LIVED_TYPES.map((t) => `WorkflowType = '${t}'`).join(' OR ')}) AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const how = FAILURE_OF[wf.type as (typeof LONG_LIVED_TYPES)[number]];
+    if (!how) continue;
+    try {
+      const f = how.failure(await client.workflow.getHandle(wf.workflowId, wf.runId).query(how.query));
+      if (f) out.push({ type: wf.type, workflowId: wf.workflowId, runId: wf.runId, reason: f.reason, message: f.message, attempts: f.attempts });
+    } catch (err) {
+      // Closed meanwhile: not failing.
+      const d = await client.workflow.getHandle(wf.workflowId, wf.runId).describe().catch(() => undefined);
+      if (d?.status.name !== 'RUNNING') continue;
+      out.push({ type: wf.type, workflowId: wf.workflowId, runId: wf.runId, reason: 'QueryFailed', message: err instanceof Error ? err.message : String(err), attempts: 0 });
+    }
+  }
+  return out;
+}

@@ -19,7 +19,7 @@ export function reportTable(r: SoakReport): string {
     ['max convergence time', `${s(r.convergence.maxMs)} (${r.convergence.maxStep}; ${r.convergence.steps} steps, bound ${s(r.convergence.stepBoundMs)})`],
     ['max convergence after faults stopped', `${s(r.convergence.maxAfterFaultsStopMs)} (bound ${s(r.convergence.finalBoundMs)})`],
     ['max history events', `${r.history.maxEvents} (${r.history.type} ${r.history.workflowId}; bound ${r.history.bound})`],
-    ['long-lived workflow failures', String(r.longLivedFailures)],
+    ['long-lived workflow failures', `${r.longLivedFailures} ended Failed/Terminated/TimedOut; ${r.longLivedFailing} still failing passes after faults stopped`],
     ['invariant violations', String(r.violations.length)],
     ['result', r.ok ? 'PASS' : 'FAIL'],
   ];
@@ -52,6 +52,7 @@ export function reportJsonLine(r: SoakReport): string {
     maxConvergenceAfterFaultsStopMs: r.convergence.maxAfterFaultsStopMs,
     maxHistoryEvents: r.history.maxEvents,
     longLivedFailures: r.longLivedFailures,
+    longLivedFailing: r.longLivedFailing,
     violations: r.violations.map((v) => `${v.invariant}: ${v.message}`),
     dir: r.ok ? undefined : r.dir,
   });
