@@ -10,6 +10,7 @@ import { loadConfig, temporalClientConfigSchema } from '../workers/config.js';
 import { temporalSettings } from '../workers/temporal-connection.js';
 import { connectClientChecked } from '../workers/temporal-startup.js';
 import { entityView, forceFinish } from './operator-client.js';
+import { dataConverter } from '../workers/payload-codec.js';
 
 const USAGE = `usage:
   nodeeni force-finish NAME --reason TEXT [--node NODE]   end a stuck teardown; leftovers are tagged and recorded
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   // A wrong namespace or credentials: one clear line instead of a failed query.
   const connection = await connectClientChecked(temporal, {});
   try {
-    const client = new Client({ connection, namespace: temporal.namespace });
+    const client = new Client({ connection, namespace: temporal.namespace, dataConverter });
     if (command === 'force-finish') {
       if (!values.reason) throw new Error('force-finish needs --reason');
       const res = await forceFinish(client, name, { reason: values.reason, node: values.node });

@@ -10,6 +10,18 @@ export const FINALIZER = 'nodeeni.networking.k8s.aws/finalizer';
 /** Task queue of the control worker (workflows, EC2 and Kubernetes activities). */
 export const DEFAULT_CONTROL_TASK_QUEUE = 'nodeeni-control';
 
+/**
+ * EC2 calls have task queues of their own, one per mutating API (EC2 keeps a
+ * token bucket per API) and one for the describes a pass makes, so Temporal's
+ * task-queue rate limit paces each of them across every worker.
+ */
+export const EC2_APIS = ['create', 'attach', 'modify', 'detach', 'delete', 'read'] as const;
+export type Ec2Api = (typeof EC2_APIS)[number];
+
+export function ec2TaskQueue(controlQueue: string, api: Ec2Api): string {
+  return `${controlQueue}-ec2-${api}`;
+}
+
 /** Per-node task queue, served only by the node agent running on that node. */
 export function nodeTaskQueue(nodeName: string): string {
   return `node-${nodeName}`;

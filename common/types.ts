@@ -62,6 +62,8 @@ export interface NodeENIStatus {
   desiredCount?: number;
   readyCount?: number;
   attachments?: ENIAttachmentStatus[];
+  /** Rows left out of `attachments` to bound the object's size (rows that are not Ready are listed first). */
+  attachmentsOmitted?: number;
   leakedENIs?: LeakedENI[];
   conditions?: Condition[];
 }

@@ -106,6 +106,10 @@ export interface EntityOptions {
   /** A provisioning that has not finished by then is undone and retried later. */
   provisionDeadlineSeconds: number;
   clusterName: string;
+  /** At most this many provisioning and teardown children at once (Temporal limits pending children per workflow). */
+  maxConcurrentChildren: number;
+  /** At most this many rows in status.attachments; the rest are counted in status.attachmentsOmitted. */
+  maxStatusAttachments: number;
 }
 
 export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
@@ -116,6 +120,8 @@ export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   failureBackoffSeconds: 60,
   provisionDeadlineSeconds: 900,
   clusterName: 'default',
+  maxConcurrentChildren: 300,
+  maxStatusAttachments: 500,
 };
 
 export interface EntityState {
@@ -178,6 +184,24 @@ export interface ProvisionInput {
   reportTo?: string;
   /** How this ENI is configured on the node now, when an earlier provisioning of the same ENI succeeded (a spec change). */
   current?: ConfiguredAttachment;
+  /**
+   * What the entity's pass saw, so the child skips the describes it would make
+   * (and runs its EC2 calls on the paced task queues). Absent in inputs written
+   * before it was added: those children describe before each step.
+   */
+  observed?: ProvisionObserved;
+}
+
+export interface ProvisionObserved {
+  /** The ENI that carries this attachment key now; absent: none, create one. */
+  eni?: {
+    eniId: string;
+    macAddress: string;
+    securityGroupIds?: string[];
+    attachment?: { attachmentId: string; instanceId: string; deviceIndex: number; status: string; deleteOnTermination: boolean };
+  };
+  /** The device index the pass chose on the instance, and how many interfaces it has of how many it may. */
+  attach?: { deviceIndex: number; usedInterfaces: number; maxInterfaces?: number };
 }
 
 export interface TeardownInput {
@@ -192,6 +216,12 @@ export interface TeardownInput {
   nodeAgentStartTimeoutMs: number;
   /** The entity's workflow ID, told the outcome by signal. Absent in inputs written by v1 entities. */
   reportTo?: string;
+  /**
+   * What the entity's pass saw of the ENI's attachment (`null`: none). When
+   * present the EC2 calls run on the paced task queues and the detach needs no
+   * describe first; absent in inputs written before it was added.
+   */
+  observed?: { attachment: { attachmentId: string; status: string } | null };
 }
 
 export type TeardownResult =

@@ -7,6 +7,7 @@ import { entityWorkflowId } from '../common/names.js';
 import { reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, isReady } from './support/inspect.js';
+import { dataConverter } from '../workers/payload-codec.js';
 
 let c: TestCluster;
 beforeAll(async () => {
@@ -46,7 +47,7 @@ describe('entity history', () => {
   it('replays every workflow history of this test deterministically', async () => {
     const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can'` }).intoHistories();
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
       expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();
       replayed++;
     }

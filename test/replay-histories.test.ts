@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { makeJsonLogger } from '../workers/logger.js';
 import { installRuntime } from '../workers/bootstrap.js';
 import { workflowBundle } from './support/cluster.js';
+import { dataConverter } from '../workers/payload-codec.js';
 
 interface Fixture {
   label: string;
@@ -53,7 +54,7 @@ describe('recorded histories replay against this code', () => {
     it(`${f.label}/${f.file} (${f.scenario}, ${f.status}, ${f.events} events)`, async () => {
       const history = historyOf(f);
       expect(history.events?.length).toBe(f.events);
-      await Worker.runReplayHistory({ workflowBundle: bundle }, history, f.workflowId);
+      await Worker.runReplayHistory({ workflowBundle: bundle, dataConverter }, history, f.workflowId);
     });
   }
 });

@@ -8,6 +8,7 @@ import { loadConfig, watcherConfigSchema } from '../workers/config.js';
 import { describeTemporal, temporalSettings } from '../workers/temporal-connection.js';
 import { connectClientChecked, startOrExit } from '../workers/temporal-startup.js';
 import { startWatcher } from './watcher.js';
+import { dataConverter } from '../workers/payload-codec.js';
 
 const config = loadConfig(watcherConfigSchema);
 const logger = makeJsonLogger(config.LOG_LEVEL);
@@ -23,7 +24,7 @@ const connection = await startOrExit(logger, 'watcher', () =>
   }),
 );
 logger.info('connected to Temporal', { temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
-const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
 
 const watcher = await startWatcher({
   kc,
@@ -37,6 +38,8 @@ const watcher = await startWatcher({
     nodeAgentStartTimeoutMs: config.NODE_AGENT_START_TIMEOUT_SECONDS * 1000,
     failureBackoffSeconds: config.FAILURE_BACKOFF_SECONDS,
     provisionDeadlineSeconds: config.PROVISION_DEADLINE_SECONDS,
+    maxConcurrentChildren: config.MAX_CONCURRENT_CHILDREN,
+    maxStatusAttachments: config.MAX_STATUS_ATTACHMENTS,
   },
   resctrl: config.RESCTRL_ENABLED
     ? {

@@ -4,6 +4,7 @@
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkerOptions } from '@temporalio/worker';
 import type { LogLevel, Logger } from '@temporalio/common';
 import { autoHeartbeat } from './heartbeat-interceptor.js';
+import { dataConverter } from './payload-codec.js';
 import { makeJsonLogger } from './logger.js';
 import { TemporalStartupError, explainConnectFailure, nativeConnectionOptions, watchApiKeyFile, type TemporalSettings } from './temporal-connection.js';
 import { checkTemporal, type StartupCheckOptions } from './temporal-startup.js';
@@ -74,7 +75,7 @@ export interface RunningWorkers {
 
 export async function startWorkers(connection: NativeConnection, namespace: string, specs: WorkerSpec[]): Promise<RunningWorkers> {
   const workers = await Promise.all(
-    specs.map((s) => Worker.create({ ...s, connection, namespace, interceptors: { ...s.interceptors, activity: [autoHeartbeat, ...(s.interceptors?.activity ?? [])] } })),
+    specs.map((s) => Worker.create({ dataConverter, ...s, connection, namespace, interceptors: { ...s.interceptors, activity: [autoHeartbeat, ...(s.interceptors?.activity ?? [])] } })),
   );
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
   let closing: Promise<void> | undefined;

@@ -173,6 +173,13 @@ export const controlConfigSchema = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name')
     .transform((v) => ({ namespace: v.split('/')[0]!, name: v.split('/')[1]! }))
     .optional(),
+  /**
+   * Pace of each mutating EC2 API (CreateNetworkInterface, AttachNetworkInterface, …) for all control
+   * workers together; EC2 refills each API's bucket at 5 per second. Lower it when other tools share the account.
+   */
+  EC2_MUTATING_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
+  /** Pace of the describes reconcile passes make (EC2 refills DescribeNetworkInterfaces at 20 per second). */
+  EC2_READ_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   /** Create missing custom search attributes at start (needs operator rights on the namespace). */
   TEMPORAL_CREATE_SEARCH_ATTRIBUTES: trueFalse.default('false').transform((v) => v === 'true'),
 }).superRefine(checkTemporalConnection, ALWAYS);
@@ -188,6 +195,10 @@ export const watcherConfigSchema = z.object({
   FAILURE_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   /** A provisioning not finished by then is undone and retried after back-off. */
   PROVISION_DEADLINE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  /** Provisioning and teardown children one NodeENI runs at once (Temporal's default limit is 2,000 pending children). */
+  MAX_CONCURRENT_CHILDREN: z.coerce.number().int().min(1).max(1000).default(300),
+  /** Rows in status.attachments; beyond it Ready rows are counted in status.attachmentsOmitted. */
+  MAX_STATUS_ATTACHMENTS: z.coerce.number().int().min(1).max(2000).default(500),
   /** Per-pod resctrl groups (seed 004): watch pods and keep one group per pod on every node. */
   RESCTRL_ENABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
   RESCTRL_GROUP_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'letters, digits, _ and -, at most 32').default('pod_'),

@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
 import { connectChecked, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
 import { controlConfigSchema, loadConfig } from './config.js';
-import { controlWorkerSpec } from './control-worker.js';
+import { controlWorkerSpecs } from './control-worker.js';
 import { describeTemporal, temporalSettings } from './temporal-connection.js';
 import { startOrExit } from './temporal-startup.js';
 import { defaultWorkflowSource } from './workflow-source.js';
@@ -12,7 +12,8 @@ import { defaultWorkflowSource } from './workflow-source.js';
 const config = loadConfig(controlConfigSchema);
 const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
 // AWS_ENDPOINT_URL_EC2 and the credential chain come from the environment, as the SDK reads them.
-const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 3 });
+// One attempt per call: Temporal is the one retry layer (with jitter for throttling, see activities/ec2/errors.ts).
+const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 1 });
 const kc = new KubeConfig();
 kc.loadFromDefault();
 
@@ -26,8 +27,8 @@ const connection = await startOrExit(logger, 'control worker', () =>
     logger,
   }),
 );
-const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
-  controlWorkerSpec({
+const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE,
+  controlWorkerSpecs({
     taskQueue: config.CONTROL_TASK_QUEUE,
     ec2,
     kc,
@@ -42,8 +43,10 @@ const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [
       maxHistoryLength: 2000,
       configMap: config.DEVICE_PLUGIN_CONFIGMAP,
     },
+    ec2MutatingPerSecond: config.EC2_MUTATING_CALLS_PER_SECOND,
+    ec2ReadPerSecond: config.EC2_READ_CALLS_PER_SECOND,
   }),
-]);
+);
 logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
 shutdownOnSignals(logger, () => running.shutdown());
 await running.done;

@@ -41,26 +41,35 @@ import {
   type ForceFinishRequest,
   type ForceFinishResult,
   type PassFailure,
+  type ProvisionObserved,
 } from '../common/workflow-api.js';
-import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
+import type { InstanceInfo, ManagedEni, PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
-import { childStatus, devicePluginStarter, ec2, kube } from './proxies.js';
+import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
 import { Reconciler, type PassResult } from './reconciler.js';
 import { buildStatus } from './status.js';
 import { teardownAttachment } from './teardown-attachment.js';
 
 /** Marks histories written by this implementation; runs started by v1 keep v1 until they continue-as-new. */
 export const ENTITY_V2_PATCH = 'nodeeni-entity-v2';
+/**
+ * v3: passes reuse what an earlier pass of the run read (instances, resolved
+ * spec) unless something outside changed, children are given what the pass saw
+ * and run their EC2 calls on the paced task queues, and at most
+ * `maxConcurrentChildren` children run at once. Runs started before keep v2
+ * behaviour until they continue-as-new.
+ */
+export const ENTITY_V3_PATCH = 'nodeeni-entity-v3';
 
 const MAX_BACKOFF_MS = 30 * 60_000;
 
 export async function nodeEniEntity(input: EntityInput): Promise<void> {
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
-  await new NodeEniEntity(input).run();
+  await new NodeEniEntity(input, patched(ENTITY_V3_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -82,8 +91,10 @@ class NodeEniEntity {
   private readonly forceOutcomes = new Map<ForceFinishRequest, ForceOutcome>();
   /** When this run last asked Temporal how its children are doing (0: not yet, so a new run checks at once). */
   private childrenCheckedAt = 0;
+  /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
+  private readonly seen: SeenWorld = { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
 
-  constructor(input: EntityInput) {
+  constructor(input: EntityInput, private readonly v3 = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -102,7 +113,10 @@ class NodeEniEntity {
       continueAsNew: () => continueAsNew<typeof nodeEniEntity>({ name: this.name, uid: this.uid, options: this.opts, state: this.state }),
     });
 
-    setHandler(reconcileSignal, () => this.loop.markDirty(), { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
+    setHandler(reconcileSignal, () => {
+      this.seen.outsideChanged = true;
+      this.loop.markDirty();
+    }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
     setHandler(childFinishedSignal, (outcome) => this.onChildFinished(outcome), { description: 'A provisioning or teardown child reports how it ended.' });
     setHandler(devicePluginAppliedSignal, (answer) => {
       const dp = this.state.devicePlugin[answer.nodeName];
@@ -176,10 +190,18 @@ class NodeEniEntity {
     const observed = await kube.observeNodeEni({ name, uid });
     const alive = observed.exists && !observed.deleting;
     const instanceIds = [...new Set(observed.nodes.map((n) => n.instanceId).filter((i): i is string => !!i))];
-    const instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
-    const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
-    const resolved = await Promise.all(vpcs.map((vpcId) => ec2.resolveSpec({ spec: observed.spec, vpcId })));
-    const managed = await ec2.listManagedEnis({ nodeEniUid: uid });
+    let instances: InstanceInfo[];
+    let resolved: ResolvedSpec[];
+    let managed: ManagedEni[];
+    if (this.v3) {
+      ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds) : { instances: [], resolved: [] });
+      managed = await pacedEc2().read.listManagedEnis({ nodeEniUid: uid });
+    } else {
+      instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
+      const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
+      resolved = await Promise.all(vpcs.map((vpcId) => ec2.resolveSpec({ spec: observed.spec, vpcId })));
+      managed = await ec2.listManagedEnis({ nodeEniUid: uid });
+    }
     const planFor = () => {
       const running = Object.values(this.children);
       return planReconcile({
@@ -198,17 +220,28 @@ class NodeEniEntity {
     }
 
     // Nothing is created before our finalizer guards the object (the watcher adds it).
-    if (alive && observed.hasFinalizer) await Promise.all(plan.provision.filter((d) => this.mayRebind(d, observed)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString))));
+    let provision = alive && observed.hasFinalizer ? plan.provision.filter((d) => this.mayRebind(d, observed)) : [];
+    if (this.v3) {
+      // A window of children; teardowns (started below, after the device plugin let go) get the room first.
+      const room = Math.max(0, this.opts.maxConcurrentChildren - Object.keys(this.children).length - plan.teardown.length);
+      provision = provision.slice(0, room);
+      const indices = this.deviceIndexPlanner(instances, managed);
+      await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices)));
+    } else {
+      await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString))));
+    }
     // The device plugin lets go of a device before the device goes (stop consumers first).
     await this.publishDevicePlugin(plan, observed);
-    for (const eni of plan.teardown) if (devicePluginSettled(state, eni.nodeName)) await this.startTeardown(eni, observed.generation);
+    let teardown = plan.teardown.filter((eni) => devicePluginSettled(state, eni.nodeName));
+    if (this.v3) teardown = teardown.slice(0, Math.max(0, this.opts.maxConcurrentChildren - Object.keys(this.children).length));
+    for (const eni of teardown) await this.startTeardown(eni, observed.generation);
 
     const inFlight = Object.values(this.children);
     setCurrentDetails(details(name, plan, inFlight, state));
     if (observed.exists) {
       await kube.writeStatus({
         name, uid,
-        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString() }),
+        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments }),
       });
     }
 
@@ -270,6 +303,57 @@ class NodeEniEntity {
     delete this.state.failures[`eni:${record.eniID}`];
   }
 
+  // ---- what the world looks like (v3) ---------------------------------------
+
+  /**
+   * Instances and the resolved spec. Read in full on the first pass of a run,
+   * after a signal from outside (a node or the NodeENI changed), on a new
+   * generation and once per resync; passes woken by our own children reuse
+   * them and read only instances not seen before.
+   */
+  private async readWorld(observed: ObservedNodeENI, instanceIds: string[]): Promise<{ instances: InstanceInfo[]; resolved: ResolvedSpec[] }> {
+    const seen = this.seen;
+    const read = pacedEc2().read;
+    const full = seen.outsideChanged || Date.now() - seen.fullAt >= this.opts.resyncSeconds * 1000 || seen.resolved?.generation !== observed.generation;
+    const wanted = full ? instanceIds : instanceIds.filter((id) => !seen.instances.has(id));
+    if (full) {
+      seen.instances.clear();
+      seen.fullAt = Date.now();
+      seen.outsideChanged = false;
+    }
+    if (wanted.length > 0) {
+      const got = await read.describeInstancesForPass({ instanceIds: wanted, knownTypes: [...seen.maxInterfaces.keys()] });
+      for (const i of got.instances) seen.instances.set(i.instanceId, i);
+      for (const [type, max] of Object.entries(got.maxInterfaces)) seen.maxInterfaces.set(type, max);
+    }
+    const instances = instanceIds.map((id) => seen.instances.get(id)).filter((i): i is PassInstance => i !== undefined);
+    const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
+    if (full || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
+      const resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
+      seen.resolved = { generation: observed.generation, byVpc: new Map(resolved.map((r) => [r.vpcId, r])) };
+    }
+    return { instances, resolved: vpcs.map((v) => seen.resolved!.byVpc.get(v)!) };
+  }
+
+  /** Hands out free device indices per instance, counting what EC2 showed and what this pass already gave away. */
+  private deviceIndexPlanner(instances: InstanceInfo[], managed: ManagedEni[]): DeviceIndexPlanner {
+    const used = new Map<string, Set<number>>();
+    for (const i of instances) used.set(i.instanceId, new Set((i as Partial<PassInstance>).usedDeviceIndices ?? []));
+    for (const e of managed) if (e.attachment) used.get(e.attachment.instanceId)?.add(e.attachment.deviceIndex);
+    return {
+      next: (instanceId, preferred) => {
+        const taken = used.get(instanceId) ?? new Set<number>();
+        used.set(instanceId, taken);
+        let index = Math.max(1, preferred);
+        while (taken.has(index)) index++;
+        const type = this.seen.instances.get(instanceId)?.instanceType;
+        const plan = { deviceIndex: index, usedInterfaces: taken.size, maxInterfaces: type ? this.seen.maxInterfaces.get(type) : undefined };
+        taken.add(index);
+        return plan;
+      },
+    };
+  }
+
   // ---- children ----------------------------------------------------------
 
   /** A device that changes drivers waits until the device plugin has let go of it (consumers stop first). */
@@ -280,9 +364,13 @@ class NodeEniEntity {
     return pci === undefined || !devicePublished(this.state, d.key.nodeName, pci);
   }
 
-  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI, eni: ManagedEni | undefined): Promise<void> {
+  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI, eni: ManagedEni | undefined, indices?: DeviceIndexPlanner): Promise<void> {
     const { name, uid, opts } = this;
     const configured = this.state.configured[d.keyString];
+    const seen: ProvisionObserved | undefined = indices && {
+      eni: eni && { eniId: eni.eniId, macAddress: eni.macAddress, securityGroupIds: eni.securityGroupIds, attachment: eni.attachment },
+      attach: eni?.attachment ? undefined : indices.next(d.key.instanceId, d.preferredDeviceIndex),
+    };
     const workflowId = provisionWorkflowId(this.entityId, d.key, ++this.state.seq);
     await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, () =>
       startChild(provisionAttachment, {
@@ -312,6 +400,7 @@ class NodeEniEntity {
           // What is on the node now (a spec change re-provisions an ENI that is already in use).
           current: configured && configured.eniId === eni?.eniId ? configured : undefined,
           reportTo: this.entityId,
+          ...(seen ? { observed: seen } : {}),
         }],
       }));
   }
@@ -336,6 +425,7 @@ class NodeEniEntity {
           detachTimeoutMs: opts.detachTimeoutMs,
           nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
           reportTo: this.entityId,
+          ...(this.v3 ? { observed: { attachment: eni.attachment ? { attachmentId: eni.attachment.attachmentId, status: eni.attachment.status } : null } } : {}),
         }],
       }));
   }
@@ -389,7 +479,7 @@ class NodeEniEntity {
     const busy = new Set(Object.values(this.children).map((c) => c.eniId));
     for (const eni of plan.removing) {
       if (busy.has(eni.eniId) || !this.matchesForce(req, eni.nodeName)) continue;
-      await ec2.tagLeaked({ eniId: eni.eniId, reason: req.reason });
+      await (this.v3 ? pacedEc2().modify : ec2).tagLeaked({ eniId: eni.eniId, reason: req.reason });
       this.leave({ eniID: eni.eniId, nodeID: eni.nodeName ?? '', instanceID: eni.instanceId ?? '', reason: req.reason });
       outcome.eniIds.push(eni.eniId);
       await this.event('Warning', 'ForceFinished', `teardown of ${eni.eniId} on node ${eni.nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
@@ -413,6 +503,20 @@ class NodeEniEntity {
     });
     if (firstOfItsKind) await this.event('Warning', 'ReconcileFailed', message);
   }
+}
+
+interface SeenWorld {
+  instances: Map<string, PassInstance>;
+  maxInterfaces: Map<string, number>;
+  resolved: { generation: number; byVpc: Map<string, ResolvedSpec> } | undefined;
+  /** Epoch ms of the last full read. */
+  fullAt: number;
+  /** A signal from outside arrived since the last full read. */
+  outsideChanged: boolean;
+}
+
+interface DeviceIndexPlanner {
+  next(instanceId: string, preferred: number): { deviceIndex: number; usedInterfaces: number; maxInterfaces?: number };
 }
 
 /** The earliest time a backed-off child may be retried, so the loop wakes for it. */

@@ -4,10 +4,18 @@
 // interrupt, when a later step fails for good.
 import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
-import { childForceSignal, type ConfiguredAttachment, type ProvisionInput } from '../common/workflow-api.js';
+import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type ProvisionObserved } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Compensation, ec2Waits, kube, onNode } from './proxies.js';
+import { ec2, ec2Compensation, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
+
+interface Ec2Result {
+  eni: { eniId: string; macAddress: string; created: boolean };
+  att: { attachmentId: string; deviceIndex: number; attachedNow: boolean };
+  attached: { macAddress: string; deviceIndex: number };
+}
+
+const sameSet = (a: string[], b: string[]) => [...a].sort().join(',') === [...b].sort().join(',');
 
 interface Compensation {
   what: string;
@@ -39,20 +47,33 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   }
 
   const compensations: Compensation[] = [];
-  const forward = async (): Promise<ConfiguredAttachment> => {
-    const eni = await ec2.ensureEni({
-      attachmentKey: input.attachmentKey,
-      // One ClientToken per provisioning attempt: stable across this activity's retries, new for the next attempt.
-      attemptId: `${workflowId}/${runId}`,
-      clusterName: input.clusterName,
-      nodeEniName: input.nodeEniName,
-      nodeEniUid: input.nodeEniUid,
-      nodeName: key.nodeName,
-      instanceId: key.instanceId,
-      subnetId: key.subnetId,
-      securityGroupIds: input.securityGroupIds,
-      description: input.description,
-    });
+  // Inputs from entities that pass what they saw take the paced path: EC2 calls on their API's task
+  // queue, no describe before a step the pass already answered, and Events recorded off the critical
+  // path. Inputs without it (written by older entities) replay the original steps.
+  const paced = input.observed !== undefined;
+  const recorded: Promise<void>[] = [];
+  const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
+    if (!paced) return event(type, reason, message);
+    recorded.push(event(type, reason, message));
+    return Promise.resolve();
+  };
+
+  const ensureInput = {
+    attachmentKey: input.attachmentKey,
+    // One ClientToken per provisioning attempt: stable across this activity's retries, new for the next attempt.
+    attemptId: `${workflowId}/${runId}`,
+    clusterName: input.clusterName,
+    nodeEniName: input.nodeEniName,
+    nodeEniUid: input.nodeEniUid,
+    nodeName: key.nodeName,
+    instanceId: key.instanceId,
+    subnetId: key.subnetId,
+    securityGroupIds: input.securityGroupIds,
+    description: input.description,
+  };
+
+  const ec2StepsAsBefore = async (): Promise<Ec2Result> => {
+    const eni = await ec2.ensureEni(ensureInput);
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
     if (eni.created) {
       // Registered before attach: the create is idempotent, so a lost attach response cannot leak it.
@@ -79,6 +100,61 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     if (att.attachedNow) {
       await event('Normal', 'ENIAttached', `attached ${eni.eniId} to ${key.instanceId} (node ${key.nodeName}) at device index ${att.deviceIndex}`);
     }
+    return { eni, att, attached };
+  };
+
+  /** The same steps with what the pass saw: a new ENI costs CreateNetworkInterface, AttachNetworkInterface and (if wanted) one ModifyNetworkInterfaceAttribute. */
+  const ec2StepsPaced = async (observed: ProvisionObserved): Promise<Ec2Result> => {
+    const call = pacedEc2();
+    const undo = pacedEc2(true);
+    const seen = observed.eni;
+    let eni: Ec2Result['eni'];
+    if (seen) {
+      eni = { eniId: seen.eniId, macAddress: seen.macAddress, created: false };
+      if (!sameSet(seen.securityGroupIds ?? [], input.securityGroupIds)) await call.modify.setSecurityGroups({ eniId: seen.eniId, securityGroupIds: input.securityGroupIds });
+    } else {
+      eni = await call.create.ensureEni({ ...ensureInput, observed: 'absent' });
+    }
+    upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
+    if (eni.created) {
+      compensations.unshift({ what: `delete ${eni.eniId}`, run: () => undo.delete.deleteEni({ eniId: eni.eniId }) });
+      await record('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
+    }
+
+    const current = seen?.attachment;
+    const att = current && current.instanceId === key.instanceId
+      ? { attachmentId: current.attachmentId, deviceIndex: current.deviceIndex, attachedNow: false }
+      // Attached elsewhere: no plan; the activity describes and says so.
+      : await call.attach.attachEni({ eniId: eni.eniId, instanceId: key.instanceId, preferredDeviceIndex: input.preferredDeviceIndex, planned: current ? undefined : observed.attach });
+    if (att.attachedNow) {
+      compensations.unshift({
+        what: `detach ${eni.eniId}`,
+        run: async () => {
+          await undo.detach.detachEni({ eniId: eni.eniId, force: false, attachmentId: att.attachmentId });
+          const { detached } = await ec2Compensation.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
+          if (!detached) {
+            await undo.detach.detachEni({ eniId: eni.eniId, force: true });
+            await ec2Compensation.waitForDetached({ eniId: eni.eniId, timeoutMs: input.detachTimeoutMs });
+          }
+        },
+      });
+    }
+    // EC2 attaches with DeleteOnTermination off: one call only when the spec wants it on, or an adopted attachment differs.
+    const deleteOnTermination = att.attachedNow ? false : current?.deleteOnTermination;
+    if (deleteOnTermination !== input.deleteOnTermination) {
+      await call.modify.setDeleteOnTermination({ eniId: eni.eniId, attachmentId: att.attachmentId, deleteOnTermination: input.deleteOnTermination });
+    }
+    const attached = !att.attachedNow && current?.status === 'attached'
+      ? { macAddress: eni.macAddress, deviceIndex: current.deviceIndex }
+      : await ec2Waits.waitForAttachment({ eniId: eni.eniId, attachmentId: att.attachmentId });
+    if (att.attachedNow) {
+      await record('Normal', 'ENIAttached', `attached ${eni.eniId} to ${key.instanceId} (node ${key.nodeName}) at device index ${att.deviceIndex}`);
+    }
+    return { eni, att, attached };
+  };
+
+  const forward = async (): Promise<ConfiguredAttachment> => {
+    const { eni, att, attached } = input.observed ? await ec2StepsPaced(input.observed) : await ec2StepsAsBefore();
 
     // A spec change re-provisions an ENI already in use: keep a binding the spec still wants, give back one it does not.
     const current = input.current?.eniId === eni.eniId ? input.current : undefined;
@@ -86,7 +162,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     let kept = current?.dpdk;
     if (current && kept && kept.driver !== wantedDriver) {
       const back = await node.unbindDpdk({ macAddress: attached.macAddress, pciAddress: kept.pciAddress, originalDriver: kept.originalDriver, mtu: input.mtu ?? current.mtu });
-      await event('Normal', 'DPDKUnbound', `node ${key.nodeName}: ${kept.pciAddress} back on ${back.driver} as ${back.interfaceName} (found by MAC ${attached.macAddress}): the spec no longer wants ${kept.driver}`);
+      await record('Normal', 'DPDKUnbound', `node ${key.nodeName}: ${kept.pciAddress} back on ${back.driver} as ${back.interfaceName} (found by MAC ${attached.macAddress}): the spec no longer wants ${kept.driver}`);
       kept = undefined;
     }
     if (current && kept) {
@@ -96,7 +172,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
 
     const iface = await node.configureInterface({ macAddress: attached.macAddress, mtu: input.mtu });
     if (!current) compensations.unshift({ what: `release ${iface.interfaceName} on ${key.nodeName}`, run: () => node.releaseInterface({ macAddress: attached.macAddress }) });
-    await event('Normal', 'InterfaceConfigured', `node ${key.nodeName}: ${iface.interfaceName} (${iface.pciAddress ?? 'no PCI address'}) up with MTU ${iface.mtu} for ${eni.eniId}`);
+    await record('Normal', 'InterfaceConfigured', `node ${key.nodeName}: ${iface.interfaceName} (${iface.pciAddress ?? 'no PCI address'}) up with MTU ${iface.mtu} for ${eni.eniId}`);
     if (input.dpdkPCIAddress && !input.enableDPDK && iface.pciAddress?.toLowerCase() !== input.dpdkPCIAddress.toLowerCase()) {
       throw ApplicationFailure.nonRetryable(
         `${eni.eniId} is at PCI address ${iface.pciAddress ?? 'unknown'} on node ${key.nodeName}, not at spec.dpdkPCIAddress ${input.dpdkPCIAddress}`,
@@ -112,7 +188,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
         what: `unbind ${bound.pciAddress} from ${bound.driver}`,
         run: () => node.unbindDpdk({ macAddress: attached.macAddress, pciAddress: bound.pciAddress, originalDriver: bound.originalDriver, mtu: iface.mtu }),
       });
-      await event('Normal', 'DPDKBound', `node ${key.nodeName}: ${bound.pciAddress} (was ${bound.interfaceName} on ${bound.originalDriver}) bound to ${bound.driver}, ${bound.vfioDevice}`);
+      await record('Normal', 'DPDKBound', `node ${key.nodeName}: ${bound.pciAddress} (was ${bound.interfaceName} on ${bound.originalDriver}) bound to ${bound.driver}, ${bound.vfioDevice}`);
     }
 
     return {
@@ -130,6 +206,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
 
   try {
     const done = await untilStopped(forward, () => stop);
+    await Promise.all(recorded);
     await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
     return done;
   } catch (err) {
@@ -138,6 +215,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     // A node without an agent keeps its attached ENI: that is an availability problem, retried later.
     const undo = isNodeAgentUnavailable(err) ? [] : compensations;
     await CancellationScope.nonCancellable(async () => {
+      await Promise.allSettled(recorded);
       for (const c of undo) {
         try {
           await c.run();

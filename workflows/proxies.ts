@@ -1,12 +1,12 @@
 // Activity stubs with their timeout and retry groups. EC2 and Kubernetes run on
 // the control queue; node-local steps run on the node's own queue.
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { Ec2Activities } from '../activities/ec2/ec2-activities.js';
 import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
 import type { DevicePluginStarterActivities } from '../activities/temporal/device-plugin-starter.js';
 import type { ChildStatusActivities } from '../activities/temporal/child-status.js';
-import { nodeTaskQueue } from '../common/names.js';
+import { ec2TaskQueue, nodeTaskQueue, type Ec2Api } from '../common/names.js';
 
 /** EC2 calls retry until they succeed or fail for good; a stuck teardown is ended by force-finish. */
 export const ec2 = proxyActivities<Ec2Activities>({
@@ -15,6 +15,30 @@ export const ec2 = proxyActivities<Ec2Activities>({
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
 });
+
+const EC2_CALL: ActivityOptions = {
+  startToCloseTimeout: '60s',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+};
+
+/** Undo steps are bounded: a provisioning must end (see ec2Compensation). */
+const EC2_UNDO: ActivityOptions = {
+  startToCloseTimeout: '10m',
+  scheduleToCloseTimeout: '15m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+};
+
+/**
+ * EC2 activities on the task queue of the API they call, next to this
+ * workflow's queue: the queue's rate limit paces that API for every worker
+ * (control-worker.ts). Call inside workflow code (it reads workflowInfo).
+ */
+export function pacedEc2(undo = false) {
+  const on = (api: Ec2Api) => proxyActivities<Ec2Activities>({ ...(undo ? EC2_UNDO : EC2_CALL), taskQueue: ec2TaskQueue(workflowInfo().taskQueue, api) });
+  return { create: on('create'), attach: on('attach'), modify: on('modify'), detach: on('detach'), delete: on('delete'), read: on('read') };
+}
 
 /**
  * Undo steps of a provisioning saga: bounded, because a provisioning must end.

@@ -22,6 +22,23 @@ export interface StatusInput {
   inFlight: InFlight[];
   previous: Condition[];
   now: string;
+  /** At most this many rows in status.attachments (the object must stay well under the API server's size limit). */
+  maxRows?: number;
+}
+
+/** About 350 bytes a row: 500 rows keep the status near 175 KB, far below etcd's 1.5 MB object limit. */
+export const DEFAULT_MAX_STATUS_ROWS = 500;
+
+/**
+ * Keeps at most `max` rows: every row that is not Ready comes first (they are
+ * what an operator looks for), then Ready rows, in the usual node order.
+ */
+export function boundRows(rows: ENIAttachmentStatus[], max: number): { rows: ENIAttachmentStatus[]; omitted: number } {
+  if (rows.length <= max) return { rows, omitted: 0 };
+  const notReady = rows.filter((r) => r.phase !== 'Ready');
+  const ready = rows.filter((r) => r.phase === 'Ready');
+  const kept = new Set([...notReady, ...ready].slice(0, max));
+  return { rows: rows.filter((r) => kept.has(r)), omitted: rows.length - kept.size };
 }
 
 function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
@@ -107,9 +124,11 @@ function summarize(problems: SpecProblem[]): string {
 }
 
 export function buildStatus(input: StatusInput): NodeENIStatus {
-  const attachments = attachmentRows(input);
+  const allRows = attachmentRows(input);
   const desiredCount = input.plan.desired.length;
-  const readyCount = attachments.filter((a) => a.phase === 'Ready' && input.plan.desired.some((d) => d.key.nodeName === a.nodeID && d.subnet.id === a.subnetID)).length;
+  const desiredRows = new Set(input.plan.desired.map((d) => `${d.key.nodeName}/${d.subnet.id}`));
+  const readyCount = allRows.filter((a) => a.phase === 'Ready' && desiredRows.has(`${a.nodeID}/${a.subnetID}`)).length;
+  const { rows: attachments, omitted } = boundRows(allRows, input.maxRows ?? DEFAULT_MAX_STATUS_ROWS);
   const busy = input.inFlight.length > 0 || input.plan.provision.length > 0 || input.plan.removing.length > 0;
   const { previous, now, generation } = input;
   const skippedNote = input.plan.skipped.length ? `; skipped (other zone): ${summarize(input.plan.skipped)}` : '';
@@ -152,6 +171,7 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
     desiredCount,
     readyCount,
     attachments,
+    attachmentsOmitted: omitted > 0 ? omitted : undefined,
     leakedENIs: input.state.leaked.length > 0 ? input.state.leaked : undefined,
     conditions: [ready, progressing, degraded],
   };

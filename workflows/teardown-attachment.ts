@@ -7,7 +7,7 @@ import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Waits, kube, onNode } from './proxies.js';
+import { ec2, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
 
 const FORCED: unique symbol = Symbol('forced');
 
@@ -32,9 +32,18 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
     forced ??= req;
   }, { description: 'Stop this teardown now and leave the ENI behind (tagged), with a reason.' });
   upsertSearchAttributes([{ key: SA_ENI_ID, value: input.eniId }]);
-  const { eniId } = input;
-  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
-    kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+  const { eniId, observed } = input;
+  // Inputs that carry what the pass saw take the paced path: EC2 calls on their API's task queue, no
+  // describe before the detach, Events recorded off the critical path. Older inputs replay as before.
+  const paced = observed ? pacedEc2() : undefined;
+  const recorded: Promise<void>[] = [];
+  const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
+    const p = kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+    if (!paced) return p;
+    recorded.push(p);
+    return Promise.resolve();
+  };
+  const event = record;
 
   /** Runs one step unless/until an operator forces the teardown to finish. */
   async function step<T>(fn: () => Promise<T>): Promise<T | typeof FORCED> {
@@ -53,7 +62,8 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   const finishForced = async (nodeStep: string): Promise<TeardownResult> => {
     const reason = forced!.reason;
     await CancellationScope.nonCancellable(async () => {
-      await ec2.tagLeaked({ eniId, reason }).catch(() => undefined);
+      await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined);
+      await Promise.allSettled(recorded);
       await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
     });
     return { eniId, outcome: 'forced', reason, nodeStep };
@@ -82,21 +92,29 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   }
 
   const detached = await step(async () => {
-    const first = await ec2.detachEni({ eniId, force: false });
+    const attachment = observed?.attachment;
+    const first = !paced
+      ? await ec2.detachEni({ eniId, force: false })
+      : attachment === null
+        ? { detached: 'already' as const }
+        : attachment?.status === 'detaching'
+          ? { detached: 'requested' as const }
+          : await paced.detach.detachEni({ eniId, force: false, attachmentId: attachment?.attachmentId });
     if (first.detached === 'already') return true;
     if ((await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached) return true;
     // AWS reserves Force for failed instances; only after the polite bound passed.
     await event('Warning', 'ForceDetach', `${eniId} still attached after ${input.detachTimeoutMs} ms; detaching with Force`);
-    await ec2.detachEni({ eniId, force: true });
+    await (paced?.detach ?? ec2).detachEni({ eniId, force: true });
     return (await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached;
   });
   if (detached === FORCED) return finishForced(nodeStep);
   if (!detached) throw ApplicationFailure.nonRetryable(`ENI ${eniId} did not detach, even with Force`, 'DetachTimeout');
   await event('Normal', 'ENIDetached', `${eniId} detached`);
 
-  const deleted = await step(() => ec2.deleteEni({ eniId }));
+  const deleted = await step(() => (paced?.delete ?? ec2).deleteEni({ eniId }));
   if (deleted === FORCED) return finishForced(nodeStep);
   await event('Normal', 'ENIDeleted', `${eniId} deleted${deleted.deleted === 'already' ? ' (it was already gone)' : ''}`);
+  await Promise.all(recorded);
   return { eniId, outcome: 'deleted', nodeStep };
 }
 

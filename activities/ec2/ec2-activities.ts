@@ -15,6 +15,8 @@ import {
   DescribeSubnetsCommand,
   DetachNetworkInterfaceCommand,
   ModifyNetworkInterfaceAttributeCommand,
+  paginateDescribeInstances,
+  paginateDescribeNetworkInterfaces,
   type EC2Client,
   type Filter,
   type NetworkInterface,
@@ -25,6 +27,7 @@ import { Context } from '@temporalio/activity';
 import { MANAGED_BY_VALUE, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
+import { EniStatusPoller } from './eni-status-poller.js';
 
 export interface InstanceInfo {
   instanceId: string;
@@ -32,6 +35,17 @@ export interface InstanceInfo {
   vpcId: string;
   state: string;
   instanceType?: string;
+}
+
+/** An instance as a reconcile pass needs it: also the device indices in use on network card 0. */
+export interface PassInstance extends InstanceInfo {
+  usedDeviceIndices: number[];
+}
+
+export interface PassInstances {
+  instances: PassInstance[];
+  /** Network interfaces each instance type takes, for the types not already known to the caller. */
+  maxInterfaces: Record<string, number>;
 }
 
 export interface ResolvedSubnet {
@@ -62,6 +76,8 @@ export interface ManagedEni {
   nodeName?: string;
   instanceId?: string;
   leaked: boolean;
+  /** Sorted. Absent in results recorded before it was added. */
+  securityGroupIds?: string[];
   attachment?: { attachmentId: string; instanceId: string; deviceIndex: number; status: string; deleteOnTermination: boolean };
 }
 
@@ -82,17 +98,29 @@ export interface EnsureEniInput {
   subnetId: string;
   securityGroupIds: string[];
   description?: string;
+  /**
+   * What the entity's pass saw for this key: `absent` (no ENI), so the first
+   * try creates without describing first. Later tries (a lost response) and
+   * callers that say nothing look for an ENI by tag before creating.
+   */
+  observed?: 'absent';
 }
 
 export interface AttachEniInput {
   eniId: string;
   instanceId: string;
   preferredDeviceIndex: number;
+  /**
+   * The device index the entity chose from what its pass saw of the instance:
+   * the first try attaches there at once. A lost race (DeviceIndexInUse) is
+   * retried, and retries describe the instance and pick again.
+   */
+  planned?: { deviceIndex: number; usedInterfaces: number; maxInterfaces?: number };
 }
 
 export interface Ec2Deps {
   ec2: EC2Client;
-  /** Poll interval for the waiting activities. */
+  /** Least time between two shared polls of the ENIs the waiting activities await. */
   pollMs?: number;
 }
 
@@ -111,6 +139,7 @@ function toManagedEni(ni: NetworkInterface): ManagedEni {
     nodeName: tagValue(ni, TAG.node),
     instanceId: tagValue(ni, TAG.instanceId),
     leaked: tagValue(ni, TAG.leaked) !== undefined,
+    securityGroupIds: (ni.Groups ?? []).map((g) => g.GroupId!).sort(),
     attachment:
       a?.AttachmentId && a.Status !== 'detached'
         ? {
@@ -129,19 +158,16 @@ export function clientTokenFor(attemptId: string): string {
   return `nodeeni-${createHash('sha256').update(attemptId).digest('hex').slice(0, 48)}`;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export function createEc2Activities({ ec2, pollMs = 500 }: Ec2Deps) {
+  const poller = new EniStatusPoller(ec2, pollMs);
+  /** Whether this is the activity's first try (a retry may follow a lost response or a lost race). */
+  const firstTry = () => Context.current().info.attempt === 1;
 
-export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
   async function describeEnis(filters: Filter[]): Promise<NetworkInterface[]> {
     const out: NetworkInterface[] = [];
-    let token: string | undefined;
-    do {
-      const page = await ec2Call('DescribeNetworkInterfaces', () =>
-        ec2.send(new DescribeNetworkInterfacesCommand({ Filters: filters, NextToken: token })),
-      );
-      out.push(...(page.NetworkInterfaces ?? []));
-      token = page.NextToken;
-    } while (token);
+    await ec2Call('DescribeNetworkInterfaces', async () => {
+      for await (const page of paginateDescribeNetworkInterfaces({ client: ec2, pageSize: 1000 }, { Filters: filters })) out.push(...(page.NetworkInterfaces ?? []));
+    });
     return out;
   }
 
@@ -188,6 +214,46 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
           state: i.State?.Name ?? 'unknown',
           instanceType: i.InstanceType,
         }));
+    },
+
+    /**
+     * The instances behind the selected nodes with the device indices in use,
+     * and the interface limit of each instance type the caller does not know
+     * yet: everything a pass needs to plan attachments without more calls.
+     */
+    async describeInstancesForPass(input: { instanceIds: string[]; knownTypes: string[] }): Promise<PassInstances> {
+      const instances: PassInstance[] = [];
+      for (let i = 0; i < input.instanceIds.length; i += 200) {
+        const chunk = input.instanceIds.slice(i, i + 200);
+        await ec2Call('DescribeInstances', async () => {
+          for await (const page of paginateDescribeInstances({ client: ec2, pageSize: 1000 }, { Filters: [{ Name: 'instance-id', Values: chunk }] })) {
+            for (const inst of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+              if (!inst.InstanceId || inst.State?.Name === 'terminated') continue;
+              instances.push({
+                instanceId: inst.InstanceId,
+                az: inst.Placement?.AvailabilityZone ?? '',
+                vpcId: inst.VpcId ?? '',
+                state: inst.State?.Name ?? 'unknown',
+                instanceType: inst.InstanceType,
+                usedDeviceIndices: (inst.NetworkInterfaces ?? [])
+                  .filter((n) => n.Attachment && n.Attachment.Status !== 'detached' && (n.Attachment.NetworkCardIndex ?? 0) === 0)
+                  .map((n) => n.Attachment!.DeviceIndex!)
+                  .sort((a, b) => a - b),
+              });
+            }
+          }
+        });
+      }
+      const known = new Set(input.knownTypes);
+      const types = [...new Set(instances.map((i) => i.instanceType).filter((t): t is string => !!t && !known.has(t)))];
+      const maxInterfaces: Record<string, number> = {};
+      if (types.length > 0) {
+        const res = await ec2Call('DescribeInstanceTypes', () => ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as _InstanceType[] })));
+        for (const t of res.InstanceTypes ?? []) {
+          if (t.InstanceType && t.NetworkInfo?.MaximumNetworkInterfaces !== undefined) maxInterfaces[t.InstanceType] = t.NetworkInfo.MaximumNetworkInterfaces;
+        }
+      }
+      return { instances, maxInterfaces };
     },
 
     /**
@@ -269,7 +335,8 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
      * earlier attempt created (found by tag; ClientToken covers a lost response).
      */
     async ensureEni(input: EnsureEniInput): Promise<{ eniId: string; macAddress: string; created: boolean }> {
-      const existing = await describeEnis([{ Name: `tag:${TAG.attachmentKey}`, Values: [input.attachmentKey] }]);
+      const lookFirst = input.observed !== 'absent' || !firstTry();
+      const existing = lookFirst ? await describeEnis([{ Name: `tag:${TAG.attachmentKey}`, Values: [input.attachmentKey] }]) : [];
       const adopted = existing.filter((e) => tagValue(e, TAG.leaked) === undefined).sort((a, b) => a.NetworkInterfaceId!.localeCompare(b.NetworkInterfaceId!))[0];
       if (adopted) {
         const current = (adopted.Groups ?? []).map((g) => g.GroupId!).sort();
@@ -314,6 +381,15 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
      * lost race surfaces as DeviceIndexInUse, which Temporal retries.
      */
     async attachEni(input: AttachEniInput): Promise<{ attachmentId: string; deviceIndex: number; attachedNow: boolean }> {
+      const { planned } = input;
+      // The pass's view may be stale: a full instance, by its count, is checked again below, against EC2.
+      const roomByPlan = planned !== undefined && (planned.maxInterfaces === undefined || planned.usedInterfaces < planned.maxInterfaces);
+      if (planned && roomByPlan && firstTry()) {
+        const res = await ec2Call(`AttachNetworkInterface ${input.eniId} to ${input.instanceId} at ${planned.deviceIndex}`, () =>
+          ec2.send(new AttachNetworkInterfaceCommand({ NetworkInterfaceId: input.eniId, InstanceId: input.instanceId, DeviceIndex: planned.deviceIndex, NetworkCardIndex: 0 })),
+        );
+        return { attachmentId: res.AttachmentId!, deviceIndex: planned.deviceIndex, attachedNow: true };
+      }
       const eni = await describeEni(input.eniId);
       if (!eni) throw ApplicationFailure.nonRetryable(`ENI ${input.eniId} disappeared before attach`, 'InvalidNetworkInterfaceID.NotFound');
       const current = eni.Attachment;
@@ -353,6 +429,13 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
       return { attachmentId: res.AttachmentId!, deviceIndex: index, attachedNow: true };
     },
 
+    /** Sets the ENI's security groups (a spec change on an adopted ENI). */
+    async setSecurityGroups(input: { eniId: string; securityGroupIds: string[] }): Promise<void> {
+      await ec2Call(`ModifyNetworkInterfaceAttribute Groups ${input.eniId}`, () =>
+        ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: input.eniId, Groups: input.securityGroupIds })),
+      );
+    },
+
     async setDeleteOnTermination(input: { eniId: string; attachmentId: string; deleteOnTermination: boolean }): Promise<void> {
       await ec2Call('ModifyNetworkInterfaceAttribute DeleteOnTermination', () =>
         ec2.send(
@@ -368,23 +451,31 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
     async waitForAttachment(input: { eniId: string; attachmentId: string }): Promise<{ macAddress: string; deviceIndex: number }> {
       const ctx = Context.current();
       for (;;) {
-        const eni = await describeEni(input.eniId);
+        const eni = await Promise.race([poller.next(input.eniId), ctx.cancelled]);
         const a = eni?.Attachment;
         if (!eni || !a || a.AttachmentId !== input.attachmentId || a.Status === 'detached' || a.Status === 'detaching') {
           throw ApplicationFailure.nonRetryable(`attachment ${input.attachmentId} of ${input.eniId} went away while attaching`, 'AttachmentLost');
         }
         if (a.Status === 'attached') return { macAddress: eni.MacAddress ?? '', deviceIndex: a.DeviceIndex ?? -1 };
         ctx.heartbeat(a.Status);
-        await Promise.race([sleep(pollMs), ctx.cancelled]);
       }
     },
 
     /** Detaches (without Force unless asked); an ENI with no attachment is already done. */
-    async detachEni(input: { eniId: string; force: boolean }): Promise<{ detached: 'requested' | 'already' }> {
-      const eni = await describeEni(input.eniId);
-      const a = eni?.Attachment;
-      if (!eni || !a?.AttachmentId || a.Status === 'detached') return { detached: 'already' };
-      if (a.Status === 'detaching' && !input.force) return { detached: 'requested' };
+    /**
+     * Detaches (without Force unless asked); an ENI with no attachment is already done.
+     * With the `attachmentId` a pass saw, the first try detaches without describing first.
+     */
+    async detachEni(input: { eniId: string; force: boolean; attachmentId?: string }): Promise<{ detached: 'requested' | 'already' }> {
+      let attachmentId = input.attachmentId;
+      if (!attachmentId || !firstTry()) {
+        const eni = await describeEni(input.eniId);
+        const a = eni?.Attachment;
+        if (!eni || !a?.AttachmentId || a.Status === 'detached') return { detached: 'already' };
+        if (a.Status === 'detaching' && !input.force) return { detached: 'requested' };
+        attachmentId = a.AttachmentId;
+      }
+      const a = { AttachmentId: attachmentId };
       try {
         await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: a.AttachmentId, Force: input.force }));
       } catch (err) {
@@ -399,11 +490,10 @@ export function createEc2Activities({ ec2, pollMs = 1000 }: Ec2Deps) {
       const ctx = Context.current();
       const deadline = Date.now() + input.timeoutMs;
       for (;;) {
-        const eni = await describeEni(input.eniId);
+        const eni = await Promise.race([poller.next(input.eniId), ctx.cancelled]);
         if (!eni || eni.Status === 'available' || !eni.Attachment || eni.Attachment.Status === 'detached') return { detached: true };
         if (Date.now() >= deadline) return { detached: false, status: eni.Attachment.Status };
         ctx.heartbeat(eni.Attachment.Status);
-        await Promise.race([sleep(pollMs), ctx.cancelled]);
       }
     },
 

@@ -2,6 +2,7 @@
 // AWS SDK errors must be converted explicitly: Temporal would otherwise type
 // them by class name (EC2ServiceException) and nonRetryableErrorTypes could
 // never match an EC2 code (shared/reference/temporal-notes.md finding 3).
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 type Retry = 'retryable' | 'non-retryable';
@@ -69,6 +70,28 @@ export function isEc2Code(err: unknown, ...codes: string[]): boolean {
   return code !== undefined && codes.includes(code);
 }
 
+/** Codes that say "too fast": retried after a jittered back-off, so throttled callers do not come back in step. */
+const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled']);
+const THROTTLE_BACKOFF = { baseMs: 500, maxMs: 20_000 };
+
+/**
+ * Temporal is the one retry layer (the SDK client makes one attempt); its
+ * retry intervals have no jitter, so a throttled activity names its own next
+ * delay: exponential in the attempt, drawn uniformly from half to all of it.
+ */
+export function throttleRetryDelayMs(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(THROTTLE_BACKOFF.maxMs, THROTTLE_BACKOFF.baseMs * 2 ** Math.min(attempt - 1, 10));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+function currentAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1; // not inside an activity
+  }
+}
+
 const DEVICE_INDEX_IN_USE = /already has an interface attached at device index/i;
 
 /** Converts any error thrown by an EC2 call into an ApplicationFailure typed by its EC2 code. */
@@ -86,6 +109,7 @@ export function toEc2Failure(err: unknown, context: string): ApplicationFailure 
     type: code,
     message,
     nonRetryable: !isRetryableEc2Code(code, e.$fault),
+    nextRetryDelay: THROTTLING.has(code) ? throttleRetryDelayMs(currentAttempt()) : undefined,
     details: [{ code, httpStatus: e.$metadata?.httpStatusCode, requestId: e.$metadata?.requestId }],
   });
 }

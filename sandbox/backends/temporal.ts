@@ -24,6 +24,8 @@ export interface TemporalOptions {
   ui?: boolean;
   echo?: boolean;
   namespace?: string;
+  /** More `key=value` dynamic config settings, e.g. lowered limits for a test. */
+  dynamicConfig?: string[];
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -65,7 +67,7 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer>
     ...(opts.ui ? [] : ['--headless']),
     ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
-    ...DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
+    ...[...DYNAMIC_CONFIG, ...(opts.dynamicConfig ?? [])].flatMap((kv) => ['--dynamic-config-value', kv]),
   ];
   const proc = startProcess('temporal', requireTool(TOOL.temporal), args, { echo: opts.echo });
   try {

@@ -39,6 +39,7 @@ import { duplicateKeys, failedLongLived, failingLongLived, getNodeEni, listNodeE
 import { Rng } from './rng.js';
 import { createStack, type Component, type ComponentKind, type Stack } from './stack.js';
 import { restartableTemporal, type RestartableTemporal } from './temporal-restart.js';
+import { dataConverter } from '../../workers/payload-codec.js';
 
 export interface SoakOptions {
   /** NodeENI lifecycles to run. */
@@ -321,7 +322,7 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     connection = await Connection.connect({ address: s.backends.temporal.address });
-    const client = new Client({ connection, namespace: s.backends.temporal.namespace });
+    const client = new Client({ connection, namespace: s.backends.temporal.namespace, dataConverter });
     const fault = new FaultProxyClient(s.proxy.endpoint);
     await fault.setFidelity({ enabled: true, ...EC2_TRANSITIONS });
     // From here on, as in a real account: EC2 limits the request rate per action (the seeding above ran unthrottled).

@@ -6,10 +6,11 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { DataConverter } from '@temporalio/common';
 import { API_GROUP, API_VERSION, NODEENI_PLURAL } from '../../common/names.js';
 import type { NodeENIObject, NodeENISpec } from '../../common/types.js';
 import { installRuntime, startWorkers, type RunningWorkers } from '../../workers/bootstrap.js';
-import { controlWorkerSpec } from '../../workers/control-worker.js';
+import { controlWorkerSpecs } from '../../workers/control-worker.js';
 import { nodeAgentWorkerSpec } from '../../workers/node-agent-worker.js';
 import { makeJsonLogger } from '../../workers/logger.js';
 import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
@@ -26,6 +27,7 @@ import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js
 import { installDeployment, serviceAccountKubeConfig, serviceAccountKubeConfigFile, type Component } from '../../sandbox/kube-install.js';
 import { PROJECT_ROOT } from '../../sandbox/backends/tools.js';
 import path from 'node:path';
+import { dataConverter } from '../../workers/payload-codec.js';
 
 /** Production semantics with short clocks: failures are retried within a test's horizon. */
 export const TEST_ENTITY_OPTIONS: Partial<EntityOptions> = {
@@ -114,6 +116,8 @@ export interface ClusterOptions {
   /** Per node: where its SR-IOV device plugin pod runs (a fake kubelet serves it), or undefined for none. */
   devicePlugins?: Array<DevicePluginPod | undefined>;
   entityOptions?: Partial<EntityOptions>;
+  /** The control worker's data converter instead of the system's (e.g. a lower compression threshold). */
+  controlDataConverter?: DataConverter;
   controlWorker?: boolean;
   watcher?: boolean;
 }
@@ -125,6 +129,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const account = opts.account ?? randomAccountId();
   const taskQueue = `control-${runId}`;
   const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
+  const controlEc2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 1 });
   const world = await seedWorld(ec2, { instances: opts.instances ?? 3 });
   const platformEc2 = makeEc2Client({ endpoint: backends.motoEndpoint, account, maxAttempts: 3 });
   // The test itself acts as the cluster admin; the components run as the ServiceAccounts deploy/ ships.
@@ -146,7 +151,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
 
   const connection = await NativeConnection.connect({ address: backends.temporalAddress });
   const clientConnection = await Connection.connect({ address: backends.temporalAddress });
-  const client = new Client({ connection: clientConnection, namespace: backends.temporalNamespace });
+  const client = new Client({ connection: clientConnection, namespace: backends.temporalNamespace, dataConverter });
   const fault = new FaultProxyClient(backends.ec2Endpoint);
   await fault.setFidelity({ enabled: true, ...TEST_EC2_TRANSITIONS });
   const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
@@ -176,12 +181,14 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     kubeconfigFileFor: (component) => serviceAccountKubeConfigFile(kc, component, path.join(PROJECT_ROOT, '.tmp', `kube-${runId}`)),
     async startControlWorker() {
       if (control) return;
-      control = await startWorkers(connection, backends.temporalNamespace, [
-        controlWorkerSpec({
-          taskQueue, ec2, kc: controlKc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200,
+      control = await startWorkers(connection, backends.temporalNamespace,
+        controlWorkerSpecs({
+          // One attempt per call, as in production: Temporal is the one retry layer.
+          taskQueue, ec2: controlEc2, kc: controlKc, workflows: { workflowBundle: await workflowBundle() }, ec2PollMs: 200,
           devicePlugin: TEST_DEVICE_PLUGIN_OPTIONS,
+          dataConverter: opts.controlDataConverter,
         }),
-      ]);
+      );
     },
     async stopControlWorker() {
       const c = control;
