@@ -347,6 +347,57 @@ export interface ResctrlView {
 }
 
 // ---------------------------------------------------------------------------
+// Node drift: verifyInterfaces (a read-only node activity) and what it finds
+// after a reboot (MTU and link state back to defaults, DPDK bindings undone)
+
+/** What one attachment should look like on its node. */
+export interface ExpectedInterface {
+  macAddress: string;
+  /** ConfiguredAttachment.mtu. Not checked while the device is bound to DPDK (it has no netdev then). */
+  mtu: number;
+  /** ConfiguredAttachment.dpdk: the device at pciAddress should be bound to driver. */
+  dpdk?: { driver: string; pciAddress: string };
+}
+
+export interface VerifyInterfacesInput {
+  expected: ExpectedInterface[];
+}
+
+export type InterfaceDrift =
+  /** No netdev with the MAC and (DPDK) no device of it at the PCI address: detached, or not probed yet. */
+  | { kind: 'missing' }
+  /** The netdev's MTU (plain attachments only). */
+  | { kind: 'mtu'; expected: number; actual: number }
+  /** The netdev lacks IFF_UP (plain attachments only). */
+  | { kind: 'down' }
+  /**
+   * The device is on another driver than expected: a DPDK device back on its kernel driver
+   * (`actual` e.g. 'ena', as after a reboot), on no driver (null) or another DPDK driver;
+   * or a plain attachment's device still bound to DPDK (`expected` its kernel driver).
+   * `pciAddress` is where the device is now.
+   */
+  | { kind: 'driver'; expected: string; actual: string | null; pciAddress: string }
+  /** Several device-backed netdevs carry the MAC: nothing to repair automatically. */
+  | { kind: 'ambiguous'; interfaceNames: string[] };
+
+export interface InterfaceCheck {
+  /** The expected entry's MAC, normalized (lower case, colons). */
+  macAddress: string;
+  /** No drift. */
+  ok: boolean;
+  drift: InterfaceDrift[];
+  /** What the node shows now (fields absent when there is nothing to read). */
+  actual: { interfaceName?: string; pciAddress?: string; driver?: string; mtu?: number; up?: boolean };
+}
+
+export interface VerifyInterfacesResult {
+  /** Every check ok. */
+  ok: boolean;
+  /** One per expected entry, in its order. */
+  interfaces: InterfaceCheck[];
+}
+
+// ---------------------------------------------------------------------------
 // Messages
 
 /** "Something about this NodeENI or its nodes changed": the entity re-reads everything. */
