@@ -3,6 +3,7 @@
 // graceful drain on SIGTERM/SIGINT (modelled on hashintel/hash's worker-bootstrap).
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkerOptions } from '@temporalio/worker';
 import type { LogLevel, Logger } from '@temporalio/common';
+import { HISTOGRAM_BUCKETS } from '../common/metrics.js';
 import { autoHeartbeat } from './heartbeat-interceptor.js';
 import { dataConverter } from './payload-codec.js';
 import { makeJsonLogger } from './logger.js';
@@ -11,7 +12,10 @@ import { checkTemporal, type StartupCheckOptions } from './temporal-startup.js';
 
 export interface RuntimeSettings {
   logLevel?: LogLevel;
-  /** `host:port` for the Prometheus scrape endpoint; none when omitted. */
+  /**
+   * `host:port` for the Prometheus scrape endpoint (`/metrics`); none when omitted. It serves the SDK's
+   * metrics (prefixed `temporal_`) and ours (`nodeeni_`, common/metrics.ts, not prefixed).
+   */
   metricsBindAddress?: string;
 }
 
@@ -26,7 +30,7 @@ export function installRuntime(settings: RuntimeSettings = {}): Logger {
     shutdownSignals: [],
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
-      metrics: settings.metricsBindAddress ? { prometheus: { bindAddress: settings.metricsBindAddress } } : undefined,
+      metrics: settings.metricsBindAddress ? { prometheus: { bindAddress: settings.metricsBindAddress, histogramBucketOverrides: HISTOGRAM_BUCKETS } } : undefined,
     },
   });
   installed = logger;

@@ -51,6 +51,7 @@ import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
 import { Reconciler, type PassResult } from './reconciler.js';
+import { attachmentGaugesGone, metrics, withAttachmentGauges } from './metrics.js';
 import { buildStatus } from './status.js';
 import { teardownAttachment } from './teardown-attachment.js';
 
@@ -241,7 +242,7 @@ class NodeEniEntity {
     if (observed.exists) {
       await kube.writeStatus({
         name, uid,
-        status: buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments }),
+        status: withAttachmentGauges(name, managed, buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments })),
       });
     }
 
@@ -250,6 +251,7 @@ class NodeEniEntity {
         const { removed } = await kube.removeFinalizer({ name, uid });
         if (removed) await this.event('Normal', 'CleanupComplete', `every ENI of ${name} is gone${state.leaked.length ? ` or left behind (${state.leaked.map((l) => l.eniID).join(', ')})` : ''}; finalizer removed`);
       }
+      attachmentGaugesGone(name);
       return { done: true };
     }
     return { wakeInMs: nextChildRetry(state) };
@@ -299,7 +301,10 @@ class NodeEniEntity {
   }
 
   private leave(record: LeakedENI): void {
-    if (!this.state.leaked.some((l) => l.eniID === record.eniID)) this.state.leaked.push(record);
+    if (!this.state.leaked.some((l) => l.eniID === record.eniID)) {
+      this.state.leaked.push(record);
+      metrics().enisLeaked(this.name);
+    }
     delete this.state.failures[`eni:${record.eniID}`];
   }
 

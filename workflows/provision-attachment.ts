@@ -6,6 +6,7 @@ import { ApplicationFailure, CancellationScope, condition, isCancellation, log, 
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type ProvisionObserved } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
+import { failedOutcome, metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
 import { ec2, ec2Compensation, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
 
@@ -208,6 +209,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     const done = await untilStopped(forward, () => stop);
     await Promise.all(recorded);
     await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
+    metrics().provisionEnded('ok', undefined, secondsSinceStart());
     return done;
   } catch (err) {
     const reason = failureReason(err);
@@ -227,6 +229,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       await event('Warning', 'ProvisioningFailed', `node ${key.nodeName}, subnet ${key.subnetId}: ${reason}: ${message}${undo.length ? `; undone: ${undo.map((c) => c.what).join(', ')}` : ''}`);
       await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: false, reason, message });
     });
+    metrics().provisionEnded(failedOutcome(reason), reason, secondsSinceStart());
     throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
   }
 }

@@ -9,6 +9,7 @@
 import { allHandlersFinished, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
 import type { BackoffOptions, PassFailure, ReconcilerState } from '../common/workflow-api.js';
 import { failureMessage, failureReason } from './failures.js';
+import { metrics } from './metrics.js';
 
 export interface PassResult {
   /** The work is over (the object is gone): finish once every handler is done. */
@@ -109,6 +110,7 @@ export class Reconciler {
     const failure: PassFailure = { reason, message, attempts, retryAt: Date.now() + Math.round(delay) };
     this.durable.failure = failure;
     log.warn('reconcile pass failed; retrying after back-off', { reason, message, attempts, retryInMs: Math.round(delay) });
+    metrics().reconcileFailed(reason);
     const firstOfItsKind = before?.reason !== reason || before.message !== message;
     await this.quietly('report the failed pass', () => this.config.reportFailure(failure, firstOfItsKind));
   }

@@ -6,6 +6,7 @@ import { ApplicationFailure, CancellationScope, condition, isCancellation, setHa
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
+import { metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
 import { ec2, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
 
@@ -16,12 +17,15 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   try {
     const result = await tearDown(input);
     await reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: true, result });
+    const forced = result.outcome === 'forced';
+    metrics().teardownEnded(forced ? 'forced' : 'ok', forced ? 'ForceFinished' : undefined, secondsSinceStart());
     return result;
   } catch (err) {
     if (isCancellation(err)) throw err;
     const reason = failureReason(err, 'TeardownFailed');
     const message = failureMessage(err);
     await CancellationScope.nonCancellable(() => reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: false, reason, message }));
+    metrics().teardownEnded('failed', reason, secondsSinceStart());
     throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
   }
 }

@@ -3,7 +3,8 @@
 // them by class name (EC2ServiceException) and nonRetryableErrorTypes could
 // never match an EC2 code (shared/reference/temporal-notes.md finding 3).
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type MetricMeter } from '@temporalio/common';
+import { ec2Operation, nodeEniMetrics, THROTTLING_CODES } from '../../common/metrics.js';
 
 type Retry = 'retryable' | 'non-retryable';
 
@@ -70,8 +71,7 @@ export function isEc2Code(err: unknown, ...codes: string[]): boolean {
   return code !== undefined && codes.includes(code);
 }
 
-/** Codes that say "too fast": retried after a jittered back-off, so throttled callers do not come back in step. */
-const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled']);
+/** Codes that say "too fast" (THROTTLING_CODES) are retried after a jittered back-off, so throttled callers do not come back in step. */
 const THROTTLE_BACKOFF = { baseMs: 500, maxMs: 20_000 };
 
 /**
@@ -84,6 +84,15 @@ export function throttleRetryDelayMs(attempt: number, random: () => number = Mat
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
+/** The current activity's meter (its tags: activityType, taskQueue, namespace); none outside an activity. */
+function currentMeter(): MetricMeter | undefined {
+  try {
+    return Context.current().metricMeter;
+  } catch {
+    return undefined;
+  }
+}
+
 function currentAttempt(): number {
   try {
     return Context.current().info.attempt;
@@ -94,22 +103,29 @@ function currentAttempt(): number {
 
 const DEVICE_INDEX_IN_USE = /already has an interface attached at device index/i;
 
-/** Converts any error thrown by an EC2 call into an ApplicationFailure typed by its EC2 code. */
+/**
+ * Converts any error thrown by an EC2 call into an ApplicationFailure typed by
+ * its EC2 code, and counts it (nodeeni_ec2_errors_total, and
+ * nodeeni_ec2_throttled_total for throttling) by the action `context` starts with.
+ */
 export function toEc2Failure(err: unknown, context: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = (typeof err === 'object' && err !== null ? err : {}) as AwsLikeError;
   let code = ec2ErrorCode(err);
   const message = `${context}: ${e.message ?? String(err)}`;
+  const meter = currentMeter();
   if (code === undefined) {
     // Connection reset, DNS, timeouts: transient by nature.
+    if (meter) nodeEniMetrics(meter).ec2Error(ec2Operation(context), 'EC2Unreachable');
     return ApplicationFailure.create({ type: 'EC2Unreachable', message, nonRetryable: false, cause: err instanceof Error ? err : undefined });
   }
   if (code === 'InvalidParameterValue' && DEVICE_INDEX_IN_USE.test(e.message ?? '')) code = 'DeviceIndexInUse';
+  if (meter) nodeEniMetrics(meter).ec2Error(ec2Operation(context), code);
   return ApplicationFailure.create({
     type: code,
     message,
     nonRetryable: !isRetryableEc2Code(code, e.$fault),
-    nextRetryDelay: THROTTLING.has(code) ? throttleRetryDelayMs(currentAttempt()) : undefined,
+    nextRetryDelay: THROTTLING_CODES.has(code) ? throttleRetryDelayMs(currentAttempt()) : undefined,
     details: [{ code, httpStatus: e.$metadata?.httpStatusCode, requestId: e.$metadata?.requestId }],
   });
 }
