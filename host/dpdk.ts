@@ -291,7 +291,8 @@ async function readIpv6Addresses(host: Host): Promise<Array<{ interfaceName: str
 
 // ---- the record of a binding ----
 
-interface BindingRecord {
+/** What a bind wrote under /run/nodeeni/dpdk before it took the netdev away (tmpfs: gone after a reboot). */
+export interface BindingRecord {
   pciAddress: string;
   macAddress: string;
   driver: DpdkDriverName;
@@ -334,12 +335,12 @@ function parseRecord(text: string): BindingRecord | undefined {
   }
 }
 
-async function readRecord(host: Host, bdf: string): Promise<BindingRecord | undefined> {
+export async function readRecord(host: Host, bdf: string): Promise<BindingRecord | undefined> {
   const text = await host.readFile(recordPath(bdf)).catch(orUndefinedOn('ENOENT'));
   return text === undefined ? undefined : parseRecord(text);
 }
 
-async function findBoundRecordByMac(host: Host, mac: string): Promise<BindingRecord | undefined> {
+export async function findBoundRecordByMac(host: Host, mac: string): Promise<BindingRecord | undefined> {
   const names = await host.readdir(RECORD_DIR).catch((err: unknown) => {
     if (isErrno(err, 'ENOENT')) return [] as string[];
     throw err;

@@ -97,12 +97,16 @@ export async function readInterface(host: Host, name: string): Promise<Interface
  * whenever pods' veths come and go (test/real-kernel.test.ts reproduces it).
  */
 export async function findInterfacesByMac(host: Host, mac: string): Promise<InterfaceInfo[]> {
-  const wanted = normalizeMac(mac);
-  const out: InterfaceInfo[] = [];
+  return (await findInterfacesByMacs(host, [mac])).get(normalizeMac(mac))!;
+}
+
+/** findInterfacesByMac for several MACs in one scan of /sys/class/net; keyed by the normalized MAC. */
+export async function findInterfacesByMacs(host: Host, macs: readonly string[]): Promise<Map<string, InterfaceInfo[]>> {
+  const out = new Map(macs.map((m) => [normalizeMac(m), [] as InterfaceInfo[]]));
   for (const name of await listInterfaces(host)) {
     try {
-      const address = (await host.readFile(ifPath(name, 'address'))).trim().toLowerCase();
-      if (address === wanted) out.push(await readInterface(host, name));
+      const matches = out.get((await host.readFile(ifPath(name, 'address'))).trim().toLowerCase());
+      if (matches) matches.push(await readInterface(host, name));
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENODEV') || (isErrno(err, 'EINVAL') && err.syscall === 'read')) continue;
       throw err;
@@ -130,7 +134,11 @@ export class AmbiguousMacError extends Error {
  * `physicalOnly`. Two candidates of the winning kind → AmbiguousMacError.
  */
 export async function findInterfaceByMac(host: Host, mac: string, opts: { physicalOnly?: boolean } = {}): Promise<InterfaceInfo | undefined> {
-  const all = await findInterfacesByMac(host, mac);
+  return pickInterface(mac, await findInterfacesByMac(host, mac), opts);
+}
+
+/** findInterfaceByMac's choice among the interfaces that carry `mac` (from findInterfacesByMac[s]). */
+export function pickInterface(mac: string, all: readonly InterfaceInfo[], opts: { physicalOnly?: boolean } = {}): InterfaceInfo | undefined {
   const physical = all.filter((i) => i.hasDevice);
   const candidates = physical.length > 0 || opts.physicalOnly ? physical : all;
   if (candidates.length > 1) throw new AmbiguousMacError(normalizeMac(mac), candidates.map((i) => i.name));

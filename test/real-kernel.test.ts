@@ -413,6 +413,53 @@ describe('configureInterface / releaseInterface (createNodeActivities on RealHos
   });
 });
 
+interface DriftResult {
+  configured: Outcome<unknown>;
+  verifiedConfigured: Outcome<unknown>;
+  kernelRebooted: KernelView;
+  verifiedRebooted: Outcome<unknown>;
+  kernelAfterVerify: KernelView;
+  repaired: Outcome<unknown>;
+  kernelRepaired: KernelView;
+  verifiedRepaired: Outcome<unknown>;
+  hostileMacs: { mac: string; verify: Outcome<unknown> }[];
+  hostilePci: Outcome<unknown>;
+  kernelAtEnd: KernelView;
+}
+
+describe('verifyInterfaces and the repair of reboot drift (createNodeActivities on RealHost) against a kernel interface', () => {
+  const drift = once(async () => {
+    await hostBefore();
+    const root = await tempDir('drift');
+    return runChild<DriftResult>(NET_NS, ['drift', root]);
+  });
+  const x0 = { interfaceName: 'x0', pciAddress: '0000:00:06.0' };
+
+  it('ok as configured; mtu and down after the link was reset, read-only; ok again after configureInterface', async () => {
+    const r = await drift();
+    expect(value(r.configured)).toEqual({ ...x0, mtu: 9001, up: true });
+    const missing = { macAddress: MAC_MISSING, ok: false, drift: [{ kind: 'missing' }], actual: {} };
+    expect(value(r.verifiedConfigured)).toEqual({ ok: false, interfaces: [{ macAddress: MAC_A, ok: true, drift: [], actual: { ...x0, mtu: 9001, up: true } }, missing] });
+    expectKernel(r.kernelRebooted, { mac: MAC_A, mtu: 1500, up: false });
+    expect(value(r.verifiedRebooted)).toEqual({
+      ok: false,
+      interfaces: [{ macAddress: MAC_A, ok: false, drift: [{ kind: 'mtu', expected: 9001, actual: 1500 }, { kind: 'down' }], actual: { ...x0, mtu: 1500, up: false } }, missing],
+    });
+    expect(r.kernelAfterVerify).toEqual(r.kernelRebooted);
+    expect(value(r.repaired)).toEqual({ ...x0, mtu: 9001, up: true });
+    expectKernel(r.kernelRepaired, { mac: MAC_A, mtu: 9001, up: true });
+    expect(value(r.verifiedRepaired)).toEqual({ ok: true, interfaces: [{ macAddress: MAC_A, ok: true, drift: [], actual: { ...x0, mtu: 9001, up: true } }] });
+  });
+
+  it('hostile MACs are InvalidMacAddress, a hostile PCI address InvalidInput (non-retryable); nothing changed', async () => {
+    const r = await drift();
+    expect(r.hostileMacs.map((h) => h.mac)).toEqual(HOSTILE_MACS);
+    for (const h of r.hostileMacs) expect(err(h.verify)).toMatchObject({ type: 'InvalidMacAddress', nonRetryable: true });
+    expect(err(r.hostilePci)).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+    expect(r.kernelAtEnd).toEqual(r.kernelRepaired);
+  });
+});
+
 describe('the host after the network namespaces', () => {
   it('kept its interfaces unchanged, got none of the test links and no mounts', async () => {
     const before = await hostBefore();

@@ -4,6 +4,7 @@ import { createInterfaceActivities } from './interface-activities.js';
 import { createDevicePluginActivities } from './device-plugin-activities.js';
 import { createDpdkActivities } from './dpdk-activities.js';
 import { createResctrlActivities } from './resctrl-activities.js';
+import { createVerifyActivities } from './verify-activities.js';
 import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH } from '../../common/device-plugin.js';
 
 export interface NodeAgentDeps {
@@ -21,6 +22,7 @@ export function createNodeActivities(deps: NodeAgentDeps) {
     ...createDevicePluginActivities({ host: deps.host, nodeName: deps.nodeName, configPath: deps.devicePluginConfigPath ?? DEFAULT_DEVICE_PLUGIN_CONFIG_PATH }),
     ...createDpdkActivities({ host: deps.host, nodeName: deps.nodeName, enableNoIommu: deps.enableNoIommu ?? true }),
     ...createResctrlActivities({ host: deps.host, nodeName: deps.nodeName }),
+    ...createVerifyActivities({ host: deps.host, nodeName: deps.nodeName }),
   };
 }
 

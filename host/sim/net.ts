@@ -73,6 +73,18 @@ export class NetStack {
   private nextIfindex = 1;
 
   constructor() {
+    this.registerLoopback();
+  }
+
+  /** Boot (SimHost.reboot): no device but lo, no route, ifindexes counted from 1 again. */
+  reset(): void {
+    this.devices.clear();
+    this.routes = [];
+    this.nextIfindex = 1;
+    this.registerLoopback();
+  }
+
+  private registerLoopback(): void {
     this.register({
       name: 'lo',
       macAddress: '00:00:00:00:00:00',

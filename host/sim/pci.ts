@@ -136,6 +136,28 @@ export class PciBus {
     this.drivers.delete(name);
   }
 
+  /**
+   * Power-off (SimHost.reboot): every driver lets go of its device and every
+   * driver_override is forgotten. Userspace is gone by then, so no remove()
+   * may block; one that was blocked already is cut short.
+   */
+  releaseAll(): void {
+    for (const dev of this.devices.values()) {
+      if (dev.releasing) {
+        delete dev.releasing;
+        delete dev.driver;
+      }
+      const pending = this.detach(dev);
+      if (pending) throw new Error(`${dev.address}: ${dev.driver?.name ?? 'its driver'} blocks in remove() at power-off`);
+      delete dev.driverOverride;
+    }
+  }
+
+  /** Boot (SimHost.reboot): the bus probes every unbound device, in address order. */
+  probeAll(): void {
+    for (const dev of this.listDevices()) if (!dev.driver) this.attach(dev);
+  }
+
   /** /sys/bus/pci/drivers/<drv>/bind */
   bindStore(driverName: string, buf: string): void | Promise<void> {
     const drv = this.requireDriver(driverName);

@@ -114,9 +114,12 @@ export class SimHost implements Host {
   /** Devices ena has named before: a later probe is a rebind. */
   private readonly enaNamed = new Set<string>();
   private renameOnRebind: boolean;
+  /** What comes back at every boot: vfio's module options and the primary ENI's configuration. */
+  private readonly boot: { vfio: SimHostOptions['vfio']; primary: PrimaryInterfaceOptions | undefined };
 
   constructor(opts: SimHostOptions = {}) {
     this.renameOnRebind = opts.renameOnRebind ?? false;
+    this.boot = { vfio: opts.vfio, primary: opts.primary };
     this.vfio = new VfioModel(this.pci, { iommu: opts.iommu ?? false, noiommuSupported: opts.noiommuSupported ?? true });
     this.cgroups = new CgroupModel(this.procs, { driver: opts.cgroupDriver ?? 'systemd', listDuplicates: opts.cgroupListDuplicates ?? false });
     this.resctrl = opts.resctrl ? new ResctrlModel(this.procs, opts.resctrl) : undefined;
@@ -147,8 +150,11 @@ export class SimHost implements Host {
     const interfaceName = (dev: PciDevice) => this.enaInterfaceName(dev);
     this.pci.loadDriver(enaDriver(this.net, opts.enaMaxMtu === undefined ? { interfaceName } : { maxMtu: opts.enaMaxMtu, interfaceName }));
     this.pci.loadDriver(pciStubDriver());
-    if (opts.vfio) this.vfio.load(opts.vfio === true ? {} : opts.vfio);
-    if (opts.primary) this.createPrimary(opts.primary);
+    this.loadBootModules();
+    if (opts.primary) {
+      const { pciAddress } = this.hotplugEna({ macAddress: opts.primary.macAddress, slot: opts.primary.slot ?? 5 });
+      this.configurePrimary(pciAddress, opts.primary);
+    }
   }
 
   // ---- Host ----
@@ -251,6 +257,34 @@ export class SimHost implements Host {
     }
     // A device plugged into this slot later is new: ena names it by its slot again.
     this.enaNamed.delete(address);
+  }
+
+  /**
+   * The instance reboots; its EC2 attachments (the PCI devices) stay. What a
+   * reboot resets is reset: every driver lets go and every driver_override is
+   * forgotten, then the bus probes the devices again, so a device that was
+   * bound to a DPDK driver is back on its kernel driver (ena) as a netdev,
+   * named by its slot again; every ENA netdev is down at MTU 1500, except the
+   * primary ENI, which the OS configures at boot (its MTU, up, default route);
+   * virtual netdevs, routes and IPv6 addresses are gone and ifindexes start
+   * over; vfio is loaded again only as at boot (the options of the
+   * constructor), with no-IOMMU mode as configured there and no device open;
+   * /run (tmpfs, with the DPDK bind records) is empty. Not modelled: processes,
+   * cgroups and resctrl groups (they stay as they are); /etc, /var and /tmp
+   * persist.
+   */
+  reboot(): void {
+    this.vfio.powerOff();
+    this.pci.releaseAll();
+    this.net.reset();
+    this.ipv6.clear();
+    this.enaNamed.clear();
+    this.tmpfs.replaceWithEmptyDir('run');
+    this.loadBootModules();
+    this.pci.probeAll();
+    const primary = this.boot.primary;
+    const device = primary && this.pci.listDevices().find((d) => d.macAddress === primary.macAddress.toLowerCase());
+    if (primary && device) this.configurePrimary(device.address, primary);
   }
 
   /** modprobe vfio-pci (with enable_unsafe_noiommu_mode=1 when asked). */
@@ -453,9 +487,13 @@ export class SimHost implements Host {
     return rel;
   }
 
-  private createPrimary(primary: PrimaryInterfaceOptions): void {
-    const { interfaceName } = this.hotplugEna({ macAddress: primary.macAddress, slot: primary.slot ?? 5 });
-    const dev = interfaceName === undefined ? undefined : this.net.get(interfaceName);
+  private loadBootModules(): void {
+    if (this.boot.vfio) this.vfio.load(this.boot.vfio === true ? {} : this.boot.vfio);
+  }
+
+  /** What the OS does for the primary ENI at boot: its MTU, up, the default route through it. */
+  private configurePrimary(pciAddress: string, primary: PrimaryInterfaceOptions): void {
+    const dev = this.net.list().find((n) => n.pciAddress === pciAddress);
     if (!dev) throw new Error('the primary ENI was not claimed by ena');
     this.net.mtuStore(dev, String(primary.mtu ?? 9001));
     this.net.flagsStore(dev, `0x${(dev.flags | IFF.UP).toString(16)}`);

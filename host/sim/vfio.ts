@@ -92,6 +92,26 @@ export class VfioModel {
     this.noiommuMode = false;
   }
 
+  /**
+   * Power-off (SimHost.reboot): userspace is gone (nothing holds a device open,
+   * a blocked unbind returns), the modules are unloaded, no-IOMMU mode is off
+   * and the groups are forgotten (platform groups are numbered again at boot).
+   */
+  powerOff(): void {
+    this.inUse.clear();
+    const waiters = [...this.releaseWaiters.values()];
+    this.releaseWaiters.clear();
+    for (const release of waiters) release();
+    if (this.loaded) {
+      this.pci.unloadDriver(VFIO_PCI);
+      this.loaded = false;
+    }
+    this.noiommuMode = false;
+    this.noiommuGroups.clear();
+    this.registered.clear();
+    this.platformGroups.clear();
+  }
+
   /** Userspace opens (true) or closes (false) the device; closing lets a blocked unbind finish. */
   setInUse(address: string, inUse: boolean): void {
     if (!inUse) {

@@ -91,6 +91,11 @@ export class TmpfsDir implements SimDir {
     this.children.delete(name);
   }
 
+  /** A fresh, empty directory `name` in place of whatever was there (a tmpfs mounted again at boot). */
+  replaceWithEmptyDir(name: string): void {
+    this.children.set(name, new TmpfsDir());
+  }
+
   /** rename(2) of a finished temp file: replaces a regular file atomically, never a directory. */
   createFile(name: string, data: string, mode: number): void {
     if (this.children.get(name) instanceof TmpfsDir) throw kernelError('EISDIR');

@@ -15,6 +15,9 @@
 //                         ifb/veth interfaces with a PCI device (their real
 //                         attribute files bind-mounted), RealHost(<root>):
 //                         configureInterface / releaseInterface end to end
+//   drift <root>          the same root: verifyInterfaces before and after what a
+//                         reboot leaves on the link (default MTU, down), and the
+//                         repair by configureInterface
 //   cgroup <root> <cgdir> <json>  <cgdir> (a test-owned cgroup2 directory)
 //                         bind-mounted at <root>/sys/fs/cgroup, RealHost(<root>):
 //                         host/cgroup.ts lookup and thread listing
@@ -335,14 +338,19 @@ async function stitchRoot(root: string): Promise<void> {
   await mount('--bind', '/proc', path.join(root, 'proc'));
 }
 
-async function activitiesScenario(root: string): Promise<unknown> {
+/** In private namespaces with a fresh sysfs: x0 (ifb) and v0 (veth) behind PCI functions in a host root at `root`, and the node activities on it. */
+async function stitchedNode(root: string) {
   const namespaces = await assertPrivate(['net', 'mnt']);
   await freshSysfs();
   await ip('link', 'add', 'x0', 'address', MAC_A, 'type', 'ifb');
   await ip('link', 'add', 'v0', 'address', MAC_C, 'type', 'veth', 'peer', 'name', 'v0p');
   await stitchRoot(root);
   const host = new RealHost(root);
-  const acts = createNodeActivities({ host, nodeName: NODE_NAME });
+  return { namespaces, host, acts: createNodeActivities({ host, nodeName: NODE_NAME }) };
+}
+
+async function activitiesScenario(root: string): Promise<unknown> {
+  const { namespaces, host, acts } = await stitchedNode(root);
   const r: Record<string, unknown> = { namespaces };
 
   r.kernelInitial = await kernelView('x0');
@@ -385,6 +393,30 @@ async function activitiesScenario(root: string): Promise<unknown> {
   r.staleRead = await outcome(() => readFile(path.join(root, 'sys/class/net/x0/address'), 'utf8'));
   r.releaseDeleted = await outcome(() => acts.releaseInterface({ macAddress: MAC_A }));
   r.configureDeleted = await outcome(() => acts.configureInterface({ macAddress: MAC_A, mtu: 1500 }));
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// drift: verifyInterfaces and the repair of reboot drift on a device-backed view
+
+async function driftScenario(root: string): Promise<unknown> {
+  const { namespaces, acts } = await stitchedNode(root);
+  const expected = [{ macAddress: MAC_A, mtu: 9001 }, { macAddress: MAC_MISSING, mtu: 9001 }];
+  const r: Record<string, unknown> = { namespaces };
+
+  r.configured = await outcome(() => acts.configureInterface({ macAddress: MAC_A, mtu: 9001 }));
+  r.verifiedConfigured = await outcome(() => acts.verifyInterfaces({ expected }));
+  // What a reboot leaves on the link: the default MTU, down (a namespace cannot reboot the netdev itself).
+  await ip('link', 'set', 'dev', 'x0', 'down', 'mtu', '1500');
+  r.kernelRebooted = await kernelView('x0');
+  r.verifiedRebooted = await outcome(() => acts.verifyInterfaces({ expected }));
+  r.kernelAfterVerify = await kernelView('x0');
+  r.repaired = await outcome(() => acts.configureInterface({ macAddress: MAC_A, mtu: 9001 }));
+  r.kernelRepaired = await kernelView('x0');
+  r.verifiedRepaired = await outcome(() => acts.verifyInterfaces({ expected: expected.slice(0, 1) }));
+  r.hostileMacs = await Promise.all(HOSTILE_MACS.map(async (mac) => ({ mac, verify: await outcome(() => acts.verifyInterfaces({ expected: [{ macAddress: mac, mtu: 1500 }] })) })));
+  r.hostilePci = await outcome(() => acts.verifyInterfaces({ expected: [{ macAddress: MAC_A, mtu: 9001, dpdk: { driver: 'vfio-pci', pciAddress: '0000:00:06.0/../../../..' } }] }));
+  r.kernelAtEnd = await kernelView('x0');
   return r;
 }
 
@@ -441,6 +473,8 @@ async function main(): Promise<unknown> {
       return churnScenario();
     case 'activities':
       return activitiesScenario(args[0]!);
+    case 'drift':
+      return driftScenario(args[0]!);
     case 'cgroup':
       return cgroupScenario(args[0]!, args[1]!, args[2]!);
     default:
