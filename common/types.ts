@@ -58,6 +58,10 @@ export interface LeakedENI {
 }
 
 export interface NodeENIStatus {
+  /** The entity workflow that owns this object. */
+  workflowID?: string;
+  /** Its page in the Temporal UI, when the UI address is configured. */
+  workflowURL?: string;
   observedGeneration?: number;
   desiredCount?: number;
   readyCount?: number;

@@ -77,6 +77,17 @@ export interface FailureRecord {
   attempts: number;
 }
 
+/** A step a running child keeps retrying, as Temporal reports its pending activity. */
+export interface StepRetry {
+  activity: string;
+  attempt: number;
+  /** The failure's type: the EC2 or Kubernetes code. */
+  reason: string;
+  message: string;
+  /** Epoch ms of the next attempt, when Temporal says. */
+  nextRetryAt?: number;
+}
+
 /** A child workflow the entity started and has not heard the end of. Tracked by ID: it outlives continue-as-new. */
 export interface ChildRecord {
   op: 'provision' | 'teardown';
@@ -90,6 +101,8 @@ export interface ChildRecord {
   generation: number;
   /** Epoch ms. */
   startedAt: number;
+  /** The step it keeps retrying, as last seen; reported once per distinct failure. */
+  retrying?: StepRetry & { reported?: boolean };
 }
 
 export interface EntityOptions {
@@ -110,6 +123,10 @@ export interface EntityOptions {
   maxConcurrentChildren: number;
   /** At most this many rows in status.attachments; the rest are counted in status.attachmentsOmitted. */
   maxStatusAttachments: number;
+  /** While children run, how often the entity asks Temporal whether one keeps retrying a step (to say so in status). */
+  childCheckSeconds: number;
+  /** Base URL of the Temporal UI; status.workflowURL links to the entity when set. */
+  uiBaseUrl?: string;
 }
 
 export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
@@ -122,6 +139,7 @@ export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   clusterName: 'default',
   maxConcurrentChildren: 300,
   maxStatusAttachments: 500,
+  childCheckSeconds: 30,
 };
 
 export interface EntityState {

@@ -47,7 +47,11 @@ describe('bounded histories', () => {
     await c.fault.clear();
     await eventually('object gone', async () => (await c.getNodeEni('can')) === undefined, 60_000);
     expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
-    const done = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).describe();
+    // The entity ends just after it removed the finalizer (it still records the CleanupComplete Event).
+    const done = await eventually('entity completed', async () => {
+      const d = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).describe();
+      return d.status.name !== 'RUNNING' && d;
+    }, 30_000);
     expect(done.status.name).toBe('COMPLETED');
     expect(done.runId).not.toBe(runBefore);
     const childRun = await c.client.workflow.getHandle(child.workflowId).describe();

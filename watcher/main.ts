@@ -40,6 +40,7 @@ const watcher = await startWatcher({
     provisionDeadlineSeconds: config.PROVISION_DEADLINE_SECONDS,
     maxConcurrentChildren: config.MAX_CONCURRENT_CHILDREN,
     maxStatusAttachments: config.MAX_STATUS_ATTACHMENTS,
+    ...(config.TEMPORAL_UI_URL ? { uiBaseUrl: config.TEMPORAL_UI_URL } : {}),
   },
   resctrl: config.RESCTRL_ENABLED
     ? {

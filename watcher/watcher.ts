@@ -19,7 +19,7 @@ import {
 } from '@kubernetes/client-node';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { API_GROUP, API_VERSION, devicePluginWorkflowId, entityWorkflowId, FINALIZER, NODEENI_PLURAL, resctrlWorkflowId } from '../common/names.js';
-import { SA_NODEENI } from '../common/search-attributes.js';
+import { SA_NODE_NAME, SA_NODEENI } from '../common/search-attributes.js';
 import type { NodeENIObject } from '../common/types.js';
 import { selectorMatches } from '../activities/kube/node-identity.js';
 import { devicePluginRecheckSignal, podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
@@ -184,6 +184,8 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
         signal: podsChangedSignal,
         signalArgs: [],
         staticSummary: `resctrl groups of the pods on node ${nodeName}`,
+        staticDetails: `Keeps one Intel RDT (resctrl) group per pod on node ${nodeName}, creating and removing groups as pods come and go. Query resctrlState for the groups.`,
+        typedSearchAttributes: [{ key: SA_NODE_NAME, value: nodeName }],
       });
     } catch (err) {
       logger.error('could not signal resctrl workflow', { node: nodeName, why, error: String(err) });

@@ -195,6 +195,8 @@ export const watcherConfigSchema = z.object({
   FAILURE_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   /** A provisioning not finished by then is undone and retried after back-off. */
   PROVISION_DEADLINE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  /** Base URL of the Temporal UI (e.g. https://temporal.example.com): each NodeENI's status.workflowURL links to its workflow. */
+  TEMPORAL_UI_URL: optional(z.string().url('must be a URL such as https://temporal-ui.example.com')),
   /** Provisioning and teardown children one NodeENI runs at once (Temporal's default limit is 2,000 pending children). */
   MAX_CONCURRENT_CHILDREN: z.coerce.number().int().min(1).max(1000).default(300),
   /** Rows in status.attachments; beyond it Ready rows are counted in status.attachmentsOmitted. */

@@ -2,7 +2,7 @@
 // DeleteOnTermination, wait until attached, configure on the node. A saga:
 // completed steps are undone in reverse, in a scope cancellation cannot
 // interrupt, when a later step fails for good.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setCurrentDetails, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type ProvisionObserved } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
@@ -47,6 +47,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     });
   }
 
+  const showStep = (what: string) => setCurrentDetails(`**Provision** node ${key.nodeName}, subnet ${key.subnetId}: ${what}`);
   const compensations: Compensation[] = [];
   // Inputs from entities that pass what they saw take the paced path: EC2 calls on their API's task
   // queue, no describe before a step the pass already answered, and Events recorded off the critical
@@ -112,9 +113,9 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     let eni: Ec2Result['eni'];
     if (seen) {
       eni = { eniId: seen.eniId, macAddress: seen.macAddress, created: false };
-      if (!sameSet(seen.securityGroupIds ?? [], input.securityGroupIds)) await call.modify.setSecurityGroups({ eniId: seen.eniId, securityGroupIds: input.securityGroupIds });
+      if (!sameSet(seen.securityGroupIds ?? [], input.securityGroupIds)) await call.modify.setSecurityGroups.executeWithOptions({ summary: `security groups of ${seen.eniId} → ${input.securityGroupIds.join(', ')}` }, [{ eniId: seen.eniId, securityGroupIds: input.securityGroupIds }]);
     } else {
-      eni = await call.create.ensureEni({ ...ensureInput, observed: 'absent' });
+      eni = await call.create.ensureEni.executeWithOptions({ summary: `create ENI in ${key.subnetId} for ${key.nodeName}` }, [{ ...ensureInput, observed: 'absent' }]);
     }
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
     if (eni.created) {
@@ -126,7 +127,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     const att = current && current.instanceId === key.instanceId
       ? { attachmentId: current.attachmentId, deviceIndex: current.deviceIndex, attachedNow: false }
       // Attached elsewhere: no plan; the activity describes and says so.
-      : await call.attach.attachEni({ eniId: eni.eniId, instanceId: key.instanceId, preferredDeviceIndex: input.preferredDeviceIndex, planned: current ? undefined : observed.attach });
+      : await call.attach.attachEni.executeWithOptions({ summary: `attach ${eni.eniId} to ${key.instanceId}` }, [{ eniId: eni.eniId, instanceId: key.instanceId, preferredDeviceIndex: input.preferredDeviceIndex, planned: current ? undefined : observed.attach }]);
     if (att.attachedNow) {
       compensations.unshift({
         what: `detach ${eni.eniId}`,
@@ -143,11 +144,11 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     // EC2 attaches with DeleteOnTermination off: one call only when the spec wants it on, or an adopted attachment differs.
     const deleteOnTermination = att.attachedNow ? false : current?.deleteOnTermination;
     if (deleteOnTermination !== input.deleteOnTermination) {
-      await call.modify.setDeleteOnTermination({ eniId: eni.eniId, attachmentId: att.attachmentId, deleteOnTermination: input.deleteOnTermination });
+      await call.modify.setDeleteOnTermination.executeWithOptions({ summary: `DeleteOnTermination=${input.deleteOnTermination} on ${eni.eniId}` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId, deleteOnTermination: input.deleteOnTermination }]);
     }
     const attached = !att.attachedNow && current?.status === 'attached'
       ? { macAddress: eni.macAddress, deviceIndex: current.deviceIndex }
-      : await ec2Waits.waitForAttachment({ eniId: eni.eniId, attachmentId: att.attachmentId });
+      : await ec2Waits.waitForAttachment.executeWithOptions({ summary: `wait until ${eni.eniId} is attached` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId }]);
     if (att.attachedNow) {
       await record('Normal', 'ENIAttached', `attached ${eni.eniId} to ${key.instanceId} (node ${key.nodeName}) at device index ${att.deviceIndex}`);
     }
@@ -155,7 +156,9 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   };
 
   const forward = async (): Promise<ConfiguredAttachment> => {
+    showStep('creating or adopting the ENI, attaching it');
     const { eni, att, attached } = input.observed ? await ec2StepsPaced(input.observed) : await ec2StepsAsBefore();
+    showStep(`${eni.eniId} attached at device index ${attached.deviceIndex}; configuring on the node`);
 
     // A spec change re-provisions an ENI already in use: keep a binding the spec still wants, give back one it does not.
     const current = input.current?.eniId === eni.eniId ? input.current : undefined;
@@ -208,6 +211,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   try {
     const done = await untilStopped(forward, () => stop);
     await Promise.all(recorded);
+    showStep(`done: ${done.eniId} is ${done.interfaceName}${done.dpdk ? ` bound to ${done.dpdk.driver}` : ''}, MTU ${done.mtu}`);
     await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
     metrics().provisionEnded('ok', undefined, secondsSinceStart());
     return done;
@@ -216,6 +220,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     const message = failureMessage(err);
     // A node without an agent keeps its attached ENI: that is an availability problem, retried later.
     const undo = isNodeAgentUnavailable(err) ? [] : compensations;
+    showStep(`failed (${reason}): ${message}${undo.length ? `; undoing: ${undo.map((c) => c.what).join(', ')}` : ''}`);
     await CancellationScope.nonCancellable(async () => {
       await Promise.allSettled(recorded);
       for (const c of undo) {

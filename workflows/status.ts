@@ -3,13 +3,16 @@
 import type { Condition, ENIAttachmentStatus, NodeENISpec, NodeENIStatus } from '../common/types.js';
 import type { DevicePluginEntry } from '../common/device-plugin.js';
 import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
-import type { EntityState } from '../common/workflow-api.js';
+import type { EntityState, StepRetry } from '../common/workflow-api.js';
 import type { Plan } from './plan.js';
 
 export interface InFlight {
   op: 'provision' | 'teardown';
   key: string;
   eniId?: string;
+  node?: string;
+  /** The step it keeps retrying, when the entity has seen one. */
+  retrying?: StepRetry;
 }
 
 export interface StatusInput {
@@ -24,6 +27,15 @@ export interface StatusInput {
   now: string;
   /** At most this many rows in status.attachments (the object must stay well under the API server's size limit). */
   maxRows?: number;
+  /** The entity workflow, and its page in the Temporal UI when configured. */
+  workflow?: { id: string; url?: string };
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? 'unknown' : new Date(ms).toISOString());
+
+/** "DeleteNetworkInterface keeps failing (attempt 5): InternalError: …; next try at …" */
+export function retryText(r: StepRetry): string {
+  return `${r.activity} keeps failing (attempt ${r.attempt}): ${r.reason}: ${r.message}; next try at ${iso(r.nextRetryAt)}`;
 }
 
 /** About 350 bytes a row: 500 rows keep the status near 175 KB, far below etcd's 1.5 MB object limit. */
@@ -43,8 +55,8 @@ export function boundRows(rows: ENIAttachmentStatus[], max: number): { rows: ENI
 
 function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
   const { plan, state, generation } = input;
-  const provisioning = new Set(input.inFlight.filter((f) => f.op === 'provision').map((f) => f.key));
-  const tearingDown = new Set(input.inFlight.filter((f) => f.op === 'teardown').map((f) => f.eniId));
+  const provisioning = new Map(input.inFlight.filter((f) => f.op === 'provision').map((f) => [f.key, f]));
+  const tearingDown = new Map(input.inFlight.filter((f) => f.op === 'teardown').map((f) => [f.eniId, f]));
   const rows: ENIAttachmentStatus[] = [];
   for (const d of plan.desired) {
     const eni = plan.eniByKey.get(d.keyString);
@@ -63,6 +75,8 @@ function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
     };
     if (provisioning.has(d.keyString)) {
       row.phase = !eni ? 'Creating' : eni.attachment?.status === 'attached' ? 'Configuring' : 'Attaching';
+      const retrying = provisioning.get(d.keyString)!.retrying;
+      if (retrying) row.message = `retrying: ${retryText(retrying)}`;
     } else if (failure && failure.generation === generation) {
       row.phase = 'Failed';
       row.message = `${failure.reason}: ${failure.message}`;
@@ -98,10 +112,12 @@ function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
       message: plan.retained.includes(eni)
         ? 'kept: no longer resolvable from the spec, not removed while subnet references fail to resolve'
         : failure
-          ? `${failure.reason}: ${failure.message}`
-          : tearingDown.has(eni.eniId)
-            ? 'teardown in progress'
-            : 'teardown pending',
+          ? `${failure.reason}: ${failure.message} (failed ${failure.attempts}×, next try at ${iso(failure.retryAt)})`
+          : tearingDown.get(eni.eniId)?.retrying
+            ? `retrying: ${retryText(tearingDown.get(eni.eniId)!.retrying!)}`
+            : tearingDown.has(eni.eniId)
+              ? 'teardown in progress'
+              : 'teardown pending',
     });
   }
   return rows.sort((a, b) => a.nodeID.localeCompare(b.nodeID) || a.subnetID.localeCompare(b.subnetID) || (a.eniID ?? '').localeCompare(b.eniID ?? ''));
@@ -143,18 +159,32 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
         : readyCount === desiredCount
           ? { type: 'Ready', status: 'True', reason: 'AllAttachmentsReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` }
           : { type: 'Ready', status: 'False', reason: 'AttachmentsNotReady', message: `${readyCount}/${desiredCount} attachments ready${skippedNote}` });
+  const provisioningNow = input.inFlight.filter((f) => f.op === 'provision').length;
+  const waiting = input.plan.removing.filter((e) => !input.inFlight.some((f) => f.eniId === e.eniId)).length;
+  const backingOff = Object.values(input.state.failures).filter((f) => f.retryAt > Date.parse(now)).length;
   const progressing = condition(previous, now, generation,
     busy
-      ? { type: 'Progressing', status: 'True', reason: input.plan.removing.length > 0 ? 'Reconciling' : 'Provisioning', message: `${input.inFlight.length} operations running` }
+      ? {
+          type: 'Progressing', status: 'True', reason: input.plan.removing.length > 0 ? 'Reconciling' : 'Provisioning',
+          message: `running: ${provisioningNow} provisioning, ${input.inFlight.length - provisioningNow} teardown` +
+            `${waiting > 0 ? `; ${waiting} ENIs waiting to be removed` : ''}${backingOff > 0 ? `; ${backingOff} failed steps backing off` : ''}`,
+        }
       : { type: 'Progressing', status: 'False', reason: 'Idle', message: 'nothing to do' });
-  const problems = [...input.plan.problems];
+  const problems: SpecProblem[] = [];
+  // What keeps failing right now comes first: it is what an operator looks for.
+  for (const f of input.inFlight) {
+    if (!f.retrying) continue;
+    const what = f.op === 'teardown' ? `teardown of ${f.eniId} on ${f.node ?? 'unknown node'}` : `provisioning on ${f.node ?? f.key}`;
+    problems.push({ reason: f.op === 'teardown' ? 'TeardownRetrying' : 'ProvisionRetrying', message: `${what}: ${retryText(f.retrying)}` });
+  }
+  problems.push(...input.plan.problems);
   for (const d of input.plan.desired) {
     const f = input.state.failures[d.keyString];
-    if (f && f.generation === generation) problems.push({ reason: f.reason, message: `${d.key.nodeName}/${d.subnet.id}: ${f.message}` });
+    if (f && f.generation === generation) problems.push({ reason: f.reason, message: `${d.key.nodeName}/${d.subnet.id}: ${f.message} (failed ${f.attempts}×, next try at ${iso(f.retryAt)})` });
   }
   for (const eni of input.plan.removing) {
     const f = input.state.failures[`eni:${eni.eniId}`];
-    if (f) problems.push({ reason: 'TeardownFailed', message: `${eni.eniId} on ${eni.nodeName ?? 'unknown node'}: ${f.reason}: ${f.message}` });
+    if (f) problems.push({ reason: 'TeardownFailed', message: `${eni.eniId} on ${eni.nodeName ?? 'unknown node'}: ${f.reason}: ${f.message} (failed ${f.attempts}×, next try at ${iso(f.retryAt)}; nodeeni force-finish gives up)` });
   }
   for (const [nodeName, dp] of Object.entries(input.state.devicePlugin)) {
     if (dp.answer?.requestId !== dp.requestId || dp.answer.ok) continue;
@@ -167,6 +197,7 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
       : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems' });
 
   return {
+    ...(input.workflow ? { workflowID: input.workflow.id, ...(input.workflow.url ? { workflowURL: input.workflow.url } : {}) } : {}),
     observedGeneration: generation,
     desiredCount,
     readyCount,

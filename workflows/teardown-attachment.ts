@@ -2,7 +2,7 @@
 // after a bound), wait until detached, delete. "Already gone" is done. An
 // operator may force-finish a stuck teardown: the running step is cancelled,
 // the ENI is tagged as left behind, and the workflow reports what it left.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
@@ -67,12 +67,19 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
     const reason = forced!.reason;
     await CancellationScope.nonCancellable(async () => {
       await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined);
-      await Promise.allSettled(recorded);
       await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
+      await Promise.allSettled(recorded);
     });
+    if (paced) {
+      // A forced teardown completes like a clean one: its memo and details say it was not.
+      upsertMemo({ outcome: 'forced', reason, leftBehind: eniId });
+      setCurrentDetails(`**Force-finished**: ${eniId} left in EC2 (tagged ${'`'}leaked${'`'} for the sweeper): ${reason}`);
+    }
     return { eniId, outcome: 'forced', reason, nodeStep };
   };
 
+  const showStep = (what: string) => setCurrentDetails(`**Teardown of ${eniId}** (node ${input.nodeName ?? 'unknown'}): ${what}`);
+  showStep(input.nodeName ? 'releasing the interface on the node' : 'detaching');
   let nodeStep = 'no node recorded';
   if (input.nodeName) {
     const node = onNode(input.nodeName, input.nodeAgentStartTimeoutMs);
@@ -95,6 +102,9 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
     }
   }
 
+  showStep(`${nodeStep}; detaching`);
+  // Whether this run detached the ENI (false: it was already detached, e.g. by an earlier, failed teardown).
+  let detachedNow = true;
   const detached = await step(async () => {
     const attachment = observed?.attachment;
     const first = !paced
@@ -103,8 +113,11 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
         ? { detached: 'already' as const }
         : attachment?.status === 'detaching'
           ? { detached: 'requested' as const }
-          : await paced.detach.detachEni({ eniId, force: false, attachmentId: attachment?.attachmentId });
-    if (first.detached === 'already') return true;
+          : await paced.detach.detachEni.executeWithOptions({ summary: `detach ${eniId}` }, [{ eniId, force: false, attachmentId: attachment?.attachmentId }]);
+    if (first.detached === 'already') {
+      detachedNow = false;
+      return true;
+    }
     if ((await ec2Waits.waitForDetached({ eniId, timeoutMs: input.detachTimeoutMs })).detached) return true;
     // AWS reserves Force for failed instances; only after the polite bound passed.
     await event('Warning', 'ForceDetach', `${eniId} still attached after ${input.detachTimeoutMs} ms; detaching with Force`);
@@ -113,12 +126,15 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   });
   if (detached === FORCED) return finishForced(nodeStep);
   if (!detached) throw ApplicationFailure.nonRetryable(`ENI ${eniId} did not detach, even with Force`, 'DetachTimeout');
-  await event('Normal', 'ENIDetached', `${eniId} detached`);
+  // Recorded once: a retried teardown of an ENI already detached says nothing again (inputs from before the paced path replay as they were).
+  if (!paced || detachedNow) await event('Normal', 'ENIDetached', `${eniId} detached`);
 
-  const deleted = await step(() => (paced?.delete ?? ec2).deleteEni({ eniId }));
+  showStep(`${nodeStep}; detached; deleting`);
+  const deleted = await step(() => (paced ? paced.delete.deleteEni.executeWithOptions({ summary: `delete ${eniId}` }, [{ eniId }]) : ec2.deleteEni({ eniId })));
   if (deleted === FORCED) return finishForced(nodeStep);
   await event('Normal', 'ENIDeleted', `${eniId} deleted${deleted.deleted === 'already' ? ' (it was already gone)' : ''}`);
   await Promise.all(recorded);
+  showStep(`deleted (${nodeStep})`);
   return { eniId, outcome: 'deleted', nodeStep };
 }
 

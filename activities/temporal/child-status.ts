@@ -3,9 +3,29 @@
 // operator, or one whose report was lost, is found here).
 import { getClient } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import type { ChildOutcome, ChildRecord, ConfiguredAttachment, TeardownResult } from '../../common/workflow-api.js';
+import type { ChildOutcome, ChildRecord, ConfiguredAttachment, StepRetry, TeardownResult } from '../../common/workflow-api.js';
 
-export type ChildStatus = { workflowId: string; running: true } | { workflowId: string; running: false; outcome: ChildOutcome };
+/** A running child, with the step it keeps retrying if any (Temporal retries activities without telling the workflow). */
+export type ChildStatus = { workflowId: string; running: true; retrying?: StepRetry } | { workflowId: string; running: false; outcome: ChildOutcome };
+
+type PendingActivity = NonNullable<Awaited<ReturnType<ReturnType<ReturnType<typeof getClient>['workflow']['getHandle']>['describe']>>['raw']['pendingActivities']>[number];
+
+const millis = (t: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined =>
+  t?.seconds === undefined || t.seconds === null ? undefined : Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+
+/** The first pending activity that has failed at least once: what the child is stuck on. */
+function retryOf(pending: PendingActivity[] | null | undefined): StepRetry | undefined {
+  const failing = (pending ?? []).find((a) => (a.attempt ?? 0) > 1 && a.lastFailure);
+  if (!failing) return undefined;
+  const f = failing.lastFailure!;
+  return {
+    activity: failing.activityType?.name ?? 'activity',
+    attempt: failing.attempt ?? 0,
+    reason: f.applicationFailureInfo?.type || (f.timeoutFailureInfo ? 'Timeout' : 'ActivityFailed'),
+    message: (f.message ?? '').slice(0, 500),
+    nextRetryAt: millis(failing.nextAttemptScheduleTime),
+  };
+}
 
 function causeOf(err: WorkflowFailedError): { reason: string; message: string } {
   const cause = err.cause as (Error & { type?: string }) | undefined;
@@ -20,9 +40,10 @@ export function createChildStatusActivities() {
       for (const { workflowId, op } of input.children) {
         const handle = client.workflow.getHandle(workflowId);
         try {
-          const { status } = await handle.describe();
+          const { status, raw } = await handle.describe();
           if (status.name === 'RUNNING') {
-            out.push({ workflowId, running: true });
+            const retrying = retryOf(raw.pendingActivities);
+            out.push({ workflowId, running: true, ...(retrying ? { retrying } : {}) });
             continue;
           }
           if (status.name === 'COMPLETED') {

@@ -204,6 +204,7 @@ export function createStack(opts: StackOptions): StackHandle {
       const watcher = component('watcher', 'watcher', 'watcher/main.ts', {
         CONTROL_TASK_QUEUE: DEFAULT_CONTROL_TASK_QUEUE, KUBECONFIG: watcherKubeconfig, CLUSTER_NAME: 'sandbox', DETACH_TIMEOUT_SECONDS: '30', NODE_AGENT_START_TIMEOUT_SECONDS: '30',
         RESCTRL_ENABLED: 'true', RESCTRL_RESYNC_SECONDS: '5',
+        ...(b.temporal.uiUrl ? { TEMPORAL_UI_URL: b.temporal.uiUrl } : {}),
         ...opts.watcherEnv,
       });
       const agents = new Map<string, Component>();
