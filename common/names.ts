@@ -69,14 +69,43 @@ export const TAG = {
   attachmentKey: 'nodeeni.networking.k8s.aws/attachment-key',
   createdAt: 'nodeeni.networking.k8s.aws/created-at',
   leaked: 'nodeeni.networking.k8s.aws/leaked',
+  /** Set when we adopted an ENI another controller created (value: which one). */
+  adoptedFrom: 'nodeeni.networking.k8s.aws/adopted-from',
   /** VPC CNI's ipamd leaves ENIs with this tag alone. */
   vpcCniNoManage: 'node.k8s.amazonaws.com/no_manage',
 } as const;
 
 export const MANAGED_BY_VALUE = 'nodeeni-controller';
 
+/**
+ * Tags the Go "AWS Multi-ENI Controller" (the system this one replaces) puts on
+ * every ENI it creates (CreateNetworkInterface TagSpecifications). No cluster,
+ * NodeENI UID or instance tag: `subnetId` only since its multi-subnet release.
+ * Migration adopts ENIs by them (workflows/go-migration.ts).
+ */
+export const GO_CONTROLLER_TAG = {
+  managedBy: 'kubernetes.io/cluster/managed-by',
+  nodeEni: 'NodeENI',
+  node: 'Node',
+  subnetId: 'SubnetID',
+} as const;
+export const GO_CONTROLLER_MANAGED_BY_VALUE = 'nodeeni-controller';
+/** Value of TAG.adoptedFrom on ENIs adopted from the Go controller. */
+export const GO_CONTROLLER_NAME = 'aws-multi-eni-controller';
+
 /** Node labels used to place a node. */
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+/**
+ * The leaked-ENI sweeper's Temporal Schedule, created by the control worker
+ * (SWEEP_SCHEDULE_ID overrides it: installations sharing a namespace need one each).
+ * Its runs get this ID plus the time; `nodeeni sweep` runs get `<id>/manual/<time>`.
+ */
+export const DEFAULT_SWEEPER_SCHEDULE_ID = 'nodeeni-sweeper';
+
+export function manualSweepWorkflowId(scheduleId: string, at: Date): string {
+  return `${scheduleId}/manual/${at.toISOString()}`;
+}
 
 /** One device-plugin workflow per node: it owns that node's SR-IOV device plugin config. */
 export function devicePluginWorkflowId(nodeName: string): string {

@@ -14,7 +14,8 @@ export interface ProvidedBackends {
   motoEndpoint: string;
   /** Where the system under test sends EC2 calls: our fault-injecting proxy in front of moto. */
   ec2Endpoint: string;
-  kube: { server: string; token: string; caData: string; kubeconfigPath: string };
+  /** `etcdUrl`: the API server's etcd, for tests that store an object as an older CRD left it (not set by benchmarks). */
+  kube: { server: string; token: string; caData: string; kubeconfigPath: string; etcdUrl?: string };
 }
 
 declare module 'vitest' {
@@ -47,6 +48,7 @@ export default async function setup({ provide }: TestProject): Promise<() => Pro
       token: backends.kube.token,
       caData: backends.kube.caData,
       kubeconfigPath: backends.kube.kubeconfigPath,
+      etcdUrl: backends.kube.etcdUrl,
     },
   });
 

@@ -4,8 +4,9 @@
 //    document whose actions lack the "ec2:" prefix (the old prose list in the manifest);
 //  - it allows exactly the EC2 actions the code calls (activities/ec2/*.ts), no more;
 //  - the mutating actions are allowed only on ENIs carrying our managed-by tag (or, at
-//    creation, only when the request carries it), and CreateTags only at creation or for
-//    the leaked marker on our own ENIs;
+//    creation, only when the request carries it), and CreateTags only at creation, for
+//    the leaked marker on our own ENIs, or to adopt the Go controller's ENIs (ours only
+//    when they carry its tag and not ours yet, with exactly the keys the adoption writes);
 //  - every statement names resource types AWS authorizes for its actions, and every resource
 //    type our calls put in the request is covered (else the call fails UnauthorizedOperation).
 // Nothing here needs the backends the global setup starts.
@@ -16,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { MANAGED_BY_VALUE, TAG } from '../common/names.js';
+import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, TAG } from '../common/names.js';
 import { PROJECT_ROOT, TOOL, requireTool } from '../sandbox/backends/tools.js';
 
 const POLICY_PATH = path.join(PROJECT_ROOT, 'deploy', 'iam', 'nodeeni-controller-policy.json');
@@ -129,13 +130,31 @@ function callSources(src: string, command: string): string[] {
   return out;
 }
 
-/** Tag keys the code writes: at creation (TagSpecifications) and later (CreateTags). */
-function tagKeysWritten(): { atCreation: string[]; later: string[] } {
+/** The source of `function name(...) { ... }` (balanced braces from its body). */
+function functionSource(src: string, name: string, where: string): string {
+  const m = new RegExp(`\\bfunction\\s+${name}\\s*\\(`).exec(src);
+  if (!m) throw new Error(`${where}: spreads ...${name}(), but no function ${name} is declared in the file`);
+  const open = src.indexOf('{', src.indexOf(')', m.index) + 1);
+  let depth = 0;
+  for (let i = open; i < src.length; i++) {
+    if (src[i] === '{') depth++;
+    else if (src[i] === '}' && --depth === 0) return src.slice(m.index, i + 1);
+  }
+  throw new Error(`${where}: function ${name} has unbalanced braces`);
+}
+
+/** Tag keys the code writes: at creation (TagSpecifications) and later (each CreateTags call's keys, with the helpers it spreads). */
+function tagKeysWritten(): { atCreation: string[]; laterCalls: string[][] } {
   const file = path.join(EC2_ACTIVITIES_DIR, 'ec2-activities.ts');
   const src = readFileSync(file, 'utf8');
-  const all = tagKeysIn(src, 'activities/ec2/ec2-activities.ts');
-  const later = callSources(src, 'CreateTagsCommand').flatMap((c) => tagKeysIn(c, 'CreateTagsCommand call'));
-  return { atCreation: [...new Set(all.filter((k) => !later.includes(k)))].sort(), later: [...new Set(later)].sort() };
+  const calls = callSources(src, 'CreateTagsCommand');
+  const outside = calls.reduce((rest, c) => rest.replace(c, ''), src);
+  const atCreation = tagKeysIn(outside, 'activities/ec2/ec2-activities.ts');
+  const laterCalls = calls.map((c) => {
+    const spread = [...c.matchAll(/\.\.\.(\w+)\(/g)].flatMap((m) => tagKeysIn(functionSource(src, m[1]!, 'CreateTagsCommand call'), `function ${m[1]}`));
+    return [...new Set([...tagKeysIn(c, 'CreateTagsCommand call'), ...spread])].sort();
+  });
+  return { atCreation: [...new Set(atCreation)].sort(), laterCalls };
 }
 
 // ---------------------------------------------------------------------------
@@ -168,6 +187,7 @@ const RESOURCE_TYPES: Record<string, { documented: string[]; needed: string[] }>
 const ENI_LIFECYCLE = ['ec2:AttachNetworkInterface', 'ec2:DetachNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:ModifyNetworkInterfaceAttribute'];
 const MANAGED_BY_RESOURCE_TAG = `aws:ResourceTag/${TAG.managedBy}`;
 const MANAGED_BY_REQUEST_TAG = `aws:RequestTag/${TAG.managedBy}`;
+const GO_MANAGED_BY_RESOURCE_TAG = `aws:ResourceTag/${GO_CONTROLLER_TAG.managedBy}`;
 
 // ---------------------------------------------------------------------------
 // The validator
@@ -348,14 +368,23 @@ describe('IAM policy of the control worker (deploy/iam/nodeeni-controller-policy
     }
   });
 
-  it('CreateTags only at creation of an ENI, or for the leaked marker alone on our own ENIs', () => {
-    const { later } = tagKeysWritten();
-    expect(later, 'the only tag the code writes after creation is the leaked marker').toEqual([TAG.leaked]);
+  it('CreateTags only at creation of an ENI, for the leaked marker alone on our own ENIs, or to adopt the Go controller\'s ENIs', () => {
+    const { laterCalls } = tagKeysWritten();
+    const leakedCalls = laterCalls.filter((keys) => keys.length === 1 && keys[0] === TAG.leaked);
+    const adoptCalls = laterCalls.filter((keys) => keys.includes(TAG.adoptedFrom));
+    expect(leakedCalls.length, 'the code writes the leaked marker alone after creation').toBeGreaterThan(0);
+    expect(adoptCalls.length, 'the code adopts the Go controller\'s ENIs with one CreateTags').toBe(1);
+    expect(leakedCalls.length + adoptCalls.length, `after creation only the leaked marker or the adoption tags: ${JSON.stringify(laterCalls)}`).toBe(laterCalls.length);
+    const adoptKeys = adoptCalls[0]!;
+    expect(adoptKeys, 'adoption writes our managed-by tag (so the lifecycle statements then cover the ENI)').toContain(TAG.managedBy);
+
     const covering = statementsAllowing('ec2:CreateTags');
     const atCreation = covering.filter((s) => condition(s, 'StringEquals', 'ec2:CreateAction') !== undefined);
-    const leaked = covering.filter((s) => condition(s, 'StringEquals', 'ec2:CreateAction') === undefined);
+    const adopt = covering.filter((s) => condition(s, 'StringEquals', GO_MANAGED_BY_RESOURCE_TAG) !== undefined);
+    const leaked = covering.filter((s) => !atCreation.includes(s) && !adopt.includes(s));
     expect(atCreation.length, 'a statement allows tagging at creation (CreateNetworkInterface TagSpecifications)').toBeGreaterThan(0);
     expect(leaked.length, 'a statement allows the leaked marker').toBeGreaterThan(0);
+    expect(adopt.length, 'a statement allows adopting the Go controller\'s ENIs').toBe(1);
     for (const s of covering) {
       expect(list(s.Resource).map(resourceType), `${label(s)}: CreateTags only on network interfaces`).toEqual(['network-interface']);
     }
@@ -363,9 +392,16 @@ describe('IAM policy of the control worker (deploy/iam/nodeeni-controller-policy
       expect(condition(s, 'StringEquals', 'ec2:CreateAction'), `${label(s)}: only as part of CreateNetworkInterface`).toEqual(['CreateNetworkInterface']);
     }
     for (const s of leaked) {
-      expect(condition(s, 'ForAllValues:StringEquals', 'aws:TagKeys'), `${label(s)}: after creation only the key ${TAG.leaked}`).toEqual(later);
+      expect(condition(s, 'ForAllValues:StringEquals', 'aws:TagKeys'), `${label(s)}: after creation only the key ${TAG.leaked}`).toEqual([TAG.leaked]);
       expect(condition(s, 'Null', 'aws:TagKeys'), `${label(s)}: ForAllValues on an empty key set is true; require keys with Null aws:TagKeys = false`).toEqual(['false']);
       expect(condition(s, 'StringEquals', MANAGED_BY_RESOURCE_TAG), `${label(s)}: only on ENIs tagged ${TAG.managedBy} = ${MANAGED_BY_VALUE}`).toEqual([MANAGED_BY_VALUE]);
+    }
+    for (const s of adopt) {
+      expect([...condition(s, 'ForAllValues:StringEquals', 'aws:TagKeys')!].sort(), `${label(s)}: exactly the keys adoptGoControllerEni writes`).toEqual(adoptKeys);
+      expect(condition(s, 'Null', 'aws:TagKeys'), `${label(s)}: require keys with Null aws:TagKeys = false`).toEqual(['false']);
+      expect(condition(s, 'StringEquals', GO_MANAGED_BY_RESOURCE_TAG), `${label(s)}: only on ENIs the Go controller tagged`).toEqual([GO_CONTROLLER_MANAGED_BY_VALUE]);
+      expect(condition(s, 'Null', MANAGED_BY_RESOURCE_TAG), `${label(s)}: never on an ENI that already carries our managed-by tag (ours, or another cluster's)`).toEqual(['true']);
+      expect(condition(s, 'StringEquals', MANAGED_BY_REQUEST_TAG), `${label(s)}: the request tags it ${TAG.managedBy} = ${MANAGED_BY_VALUE}`).toEqual([MANAGED_BY_VALUE]);
     }
   });
 

@@ -47,6 +47,7 @@ import type { InstanceInfo, ManagedEni, PassInstance, ResolvedSpec } from '../ac
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
+import { ADOPT_GO_PATCH, GoControllerAdoption } from './go-migration.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
@@ -68,14 +69,11 @@ export const ENTITY_V3_PATCH = 'nodeeni-entity-v3';
 
 const MAX_BACKOFF_MS = 30 * 60_000;
 
-/** When the NodeENI is gone: what force-finish left behind in EC2 (tagged for the sweeper), if anything. */
-export interface EntityResult {
-  leftBehind: LeakedENI[];
-}
-
-export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | void> {
+export async function nodeEniEntity(input: EntityInput): Promise<void> {
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
-  return new NodeEniEntity(input, patched(ENTITY_V3_PATCH)).run();
+  const v3 = patched(ENTITY_V3_PATCH);
+  // Adopting the Go controller's ENIs changes which activities a pass schedules: new runs only.
+  await new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -99,8 +97,10 @@ class NodeEniEntity {
   private childrenCheckedAt = 0;
   /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
   private readonly seen: SeenWorld = { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
+  /** Migration: takes over the ENIs the Go controller created for this NodeENI (runs with ADOPT_GO_PATCH). */
+  private readonly adoption?: GoControllerAdoption;
 
-  constructor(input: EntityInput, private readonly v3 = false) {
+  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -109,6 +109,7 @@ class NodeEniEntity {
     this.state.devicePlugin ??= {};
     this.children = this.state.children ??= {};
     this.state.finished ??= [];
+    if (adoptGo) this.adoption = new GoControllerAdoption({ name: this.name, uid: this.uid, clusterName: this.opts.clusterName, event: (t, r, m) => this.event(t, r, m) });
     this.loop = new Reconciler((this.state.reconciler ??= {}), {
       resyncMs: this.opts.resyncSeconds * 1000,
       backoff: { initialMs: Math.min(this.opts.failureBackoffSeconds * 1000, 5000), maxMs: 5 * 60_000 },
@@ -135,13 +136,11 @@ class NodeEniEntity {
       state: this.state,
       inFlight: Object.values(this.children).map((c) => ({ key: c.key, op: c.op, workflowId: c.workflowId, eniId: c.eniId, node: c.node })),
     }), { description: 'The entity state and the child workflows running now.' });
-    setHandler(forceFinishSignal, async (req) => {
+    setHandler(forceFinishSignal, (req) => {
       try {
         this.validateForce(req);
       } catch (err) {
-        log.warn('forceFinish signal ignored', { error: String(err), request: req });
-        // The UI only says "signaled": the operator learns why nothing happened from an Event on the object.
-        if (this.v3) await this.event('Warning', 'ForceFinishIgnored', `forceFinish signal ignored: ${err instanceof Error ? err.message : String(err)}`);
+        log.warn('forceFinish signal ignored', { error: String(err) });
         return;
       }
       this.state.pendingForce.push(req);
@@ -153,9 +152,8 @@ class NodeEniEntity {
     });
   }
 
-  async run(): Promise<EntityResult> {
+  async run(): Promise<void> {
     await this.loop.run(() => this.pass());
-    return { leftBehind: this.state.leaked };
   }
 
   // ---- messages ----------------------------------------------------------
@@ -205,6 +203,7 @@ class NodeEniEntity {
     if (this.v3) {
       ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds) : { instances: [], resolved: [] });
       managed = await pacedEc2().read.listManagedEnis({ nodeEniUid: uid });
+      if (this.adoption) managed = await this.adoption.pass({ observed, instances, resolved, managed, fullReadAt: this.seen.fullAt });
     } else {
       instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
       const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
@@ -213,12 +212,14 @@ class NodeEniEntity {
     }
     const planFor = () => {
       const running = Object.values(this.children);
-      return planReconcile({
+      const p = planReconcile({
         uid, observed, instances, resolved, managed, state,
         busyKeys: new Set(running.map((c) => c.key)),
         busyEnis: new Set(running.map((c) => c.eniId).filter((e): e is string => !!e)),
         now: Date.now(),
       });
+      if (this.adoption) p.problems.push(...this.adoption.problems());
+      return p;
     };
     let plan = planFor();
     this.removing = plan.removing;
@@ -246,15 +247,11 @@ class NodeEniEntity {
     for (const eni of teardown) await this.startTeardown(eni, observed.generation);
 
     const inFlight = Object.values(this.children);
-    setCurrentDetails(this.v3 ? detailsV3(name, this.entityId, plan, inFlight, state) : details(name, plan, inFlight, state));
+    setCurrentDetails(details(name, plan, inFlight, state));
     if (observed.exists) {
       await kube.writeStatus({
         name, uid,
-        status: withAttachmentGauges(name, managed, buildStatus({
-          plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight,
-          previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments,
-          ...(this.v3 ? { workflow: { id: this.entityId, url: workflowUrl(this.opts.uiBaseUrl, this.entityId) } } : {}),
-        })),
+        status: withAttachmentGauges(name, managed, buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments })),
       });
     }
 
@@ -266,40 +263,16 @@ class NodeEniEntity {
       attachmentGaugesGone(name);
       return { done: true };
     }
-    const wakeForRetry = nextChildRetry(state);
-    const wakeForCheck = this.v3 && inFlight.length > 0 ? this.opts.childCheckSeconds * 1000 : undefined;
-    const wakes = [wakeForRetry, wakeForCheck].filter((ms): ms is number => ms !== undefined);
-    return { wakeInMs: wakes.length > 0 ? Math.min(...wakes) : undefined };
+    return { wakeInMs: nextChildRetry(state) };
   }
 
-  /**
-   * Children that ended without a word (terminated by an operator, or a lost report) are found by asking
-   * Temporal, once per resync; v3 asks every childCheckSeconds while children run, and also learns which
-   * step a child keeps retrying (Temporal retries activities without telling the workflow), to say so.
-   */
+  /** Children that ended without a word (terminated by an operator, or a lost report) are found by asking Temporal, once per resync. */
   private async checkChildren(): Promise<void> {
     const running = Object.values(this.children).filter((c) => !this.state.finished!.some((o) => o.workflowId === c.workflowId));
-    const everyMs = (this.v3 ? this.opts.childCheckSeconds : this.opts.resyncSeconds) * 1000;
-    if (running.length === 0 || Date.now() - this.childrenCheckedAt < everyMs) return;
+    if (running.length === 0 || Date.now() - this.childrenCheckedAt < this.opts.resyncSeconds * 1000) return;
     this.childrenCheckedAt = Date.now();
     for (const s of await childStatus.describeChildren({ children: running.map(({ workflowId, op }) => ({ workflowId, op })) })) {
-      if (!s.running) {
-        this.onChildFinished(s.outcome);
-        continue;
-      }
-      if (!this.v3) continue;
-      const child = this.children[s.workflowId]!;
-      const before = child.retrying;
-      if (!s.retrying) {
-        delete child.retrying;
-        continue;
-      }
-      const same = before && before.activity === s.retrying.activity && before.reason === s.retrying.reason;
-      child.retrying = { ...s.retrying, reported: same ? before.reported : false };
-      if (!child.retrying.reported) {
-        child.retrying.reported = true;
-        await this.event('Warning', retryingReason(child), describeRetry(child));
-      }
+      if (!s.running) this.onChildFinished(s.outcome);
     }
   }
 
@@ -565,43 +538,6 @@ function nextChildRetry(state: EntityState): number | undefined {
   const now = Date.now();
   const waits = Object.values(state.failures).map((f) => f.retryAt - now).filter((ms) => ms > 0);
   return waits.length > 0 ? Math.max(1000, Math.min(...waits)) : undefined;
-}
-
-const at = (ms: number | undefined) => (ms === undefined ? 'unknown' : new Date(ms).toISOString());
-
-function retryingReason(child: ChildRecord): string {
-  return child.op === 'teardown' ? 'TeardownRetrying' : 'ProvisionRetrying';
-}
-
-function describeRetry(child: ChildRecord): string {
-  const r = child.retrying!;
-  const what = child.op === 'teardown' ? `teardown of ${child.eniId ?? child.key} on ${child.node}` : `provisioning on ${child.node}`;
-  return `${what}: ${r.activity} keeps failing (attempt ${r.attempt}): ${r.reason}: ${r.message}; next try at ${at(r.nextRetryAt)}`;
-}
-
-function workflowUrl(uiBaseUrl: string | undefined, workflowId: string): string | undefined {
-  if (!uiBaseUrl) return undefined;
-  return `${uiBaseUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(workflowInfo().namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
-
-/** The entity's Current Details in the Temporal UI: what runs, what keeps failing and why, and how to give up. */
-function detailsV3(name: string, entityId: string, plan: Plan, inFlight: ChildRecord[], state: EntityState): string {
-  const provisioning = inFlight.filter((c) => c.op === 'provision').length;
-  const failing = [
-    ...inFlight.filter((c) => c.retrying).map((c) => `- ${describeRetry(c)} — \`${c.workflowId}\``),
-    ...Object.entries(state.failures).map(([key, f]) =>
-      `- ${key.startsWith('eni:') ? `teardown of ${key.slice(4)}` : `provisioning ${key.split('/').slice(1, 2).join('')}`} failed ${f.attempts}×: ${f.reason}: ${f.message}; next try at ${at(f.retryAt)}`),
-  ];
-  const lines = [
-    `**NodeENI ${name}**: ${plan.desired.length} desired attachments, ${plan.removing.length} ENIs to remove; running: ${provisioning} provisioning, ${inFlight.length - provisioning} teardown`,
-    ...(failing.length > 0 ? ['', '**Failing**', ...failing] : []),
-    ...plan.problems.map((p) => `- problem ${p.reason}: ${p.message}`),
-    ...state.leaked.map((l) => `- left behind ${l.eniID} on ${l.nodeID}: ${l.reason}`),
-  ];
-  if (plan.removing.length > 0 || inFlight.length > 0) {
-    lines.push('', `Give up on what is stuck (ENIs are left, tagged for the sweeper): \`nodeeni force-finish ${name} --reason "…"\` or \`temporal workflow update execute --workflow-id '${entityId}' --name forceFinish --input '{"reason":"…"}'\``);
-  }
-  return lines.join('\n');
 }
 
 function details(name: string, plan: Plan, inFlight: ChildRecord[], state: EntityState): string {

@@ -1,8 +1,9 @@
 // Reconcile planning: desired attachments from the spec and the nodes, compared
 // with the ENIs observed in EC2. Pure and deterministic; unit-tested directly.
 import { attachmentKeyString, type AttachmentKey } from '../common/names.js';
-import type { InstanceInfo, ManagedEni, ResolvedSpec, ResolvedSubnet, SpecProblem } from '../activities/ec2/ec2-activities.js';
+import type { GoControllerEni, InstanceInfo, ManagedEni, ResolvedSpec, ResolvedSubnet, SpecProblem } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
+import type { NodeENIStatus } from '../common/types.js';
 import type { EntityState } from '../common/workflow-api.js';
 
 export interface DesiredAttachment {
@@ -157,4 +158,157 @@ export function planReconcile(input: PlanInput): Plan {
       needsProvisioning(d, eniByKey.get(d.keyString), input.state, generation),
   );
   return { desired, problems, skipped, eniByKey, provision, removing, teardown, retained };
+}
+
+// ---- migration from the Go controller ----------------------------------------
+
+/** A row of status.attachments as the Go controller wrote it (read through our CRD). */
+export interface GoStatusRow {
+  nodeID: string;
+  instanceID: string;
+  eniID: string;
+  subnetID?: string;
+}
+
+/**
+ * The rows the Go controller wrote: ours always carry a `phase` (the CRD
+ * requires it); its rows never do (its own `status: attached` and
+ * `lastUpdated` are unknown to our schema and pruned when read).
+ */
+export function goControllerRows(status: NodeENIStatus | undefined): GoStatusRow[] {
+  return (status?.attachments ?? [])
+    .filter((r) => (r as { phase?: unknown }).phase === undefined && typeof r.eniID === 'string' && r.eniID !== '')
+    .map((r) => ({ nodeID: r.nodeID ?? '', instanceID: r.instanceID ?? '', eniID: r.eniID!, subnetID: r.subnetID }));
+}
+
+export interface GoAdoptionInput extends Pick<PlanInput, 'uid' | 'observed' | 'instances' | 'resolved' | 'managed'> {
+  nodeEniName: string;
+  /** What findGoControllerEnis returned. */
+  candidates: GoControllerEni[];
+}
+
+export interface GoAdoption {
+  eni: GoControllerEni;
+  key: AttachmentKey;
+  keyString: string;
+}
+
+export interface GoRefusal {
+  eniId: string;
+  nodeName?: string;
+  reason: string;
+  message: string;
+}
+
+export interface GoAdoptionPlan {
+  adopt: GoAdoption[];
+  refuse: GoRefusal[];
+}
+
+/**
+ * Which of the Go controller's ENIs this NodeENI takes over. Evidence that an
+ * ENI is this NodeENI's: the Go controller's tags name this NodeENI, or the
+ * status it wrote on this very object lists the ENI. It is adopted for node N
+ * only when all of this holds, and refused (left alone, reported) otherwise:
+ *  - it carries the Go controller's managed-by tag (every version wrote it; the IAM policy lets us tag only those);
+ *  - it carries none of our tags (else it is ours already, or another NodeENI's or cluster's);
+ *  - no Go tag names another NodeENI, and its node (Go tag `Node`, or the status row) is N, a node the NodeENI selects;
+ *  - it is a secondary interface (not device index 0, not managed by an AWS service);
+ *  - it is attached to N's current instance, or unattached but listed in the Go status for N on that
+ *    instance (its own tags alone do not tie an unattached ENI to this cluster);
+ *  - its subnet is one the spec resolves to for N (N's zone), and no other ENI already serves that (N, subnet).
+ * While the NodeENI is being deleted, the subnet conditions do not apply: what is adopted is torn down,
+ * as the Go controller would have done. The first of several candidates for one (N, subnet) wins: one
+ * the status lists, then one attached, then the lower device index, then the lower ENI ID.
+ */
+export function planGoAdoption(input: GoAdoptionInput): GoAdoptionPlan {
+  const { observed, uid } = input;
+  const out: GoAdoptionPlan = { adopt: [], refuse: [] };
+  if (!observed.exists) return out;
+  const rows = new Map(goControllerRows(observed.status).map((r) => [r.eniID, r]));
+  const nodes = new Map(observed.nodes.map((n) => [n.name, n]));
+  const { desired, problems } = desiredAttachments(input);
+  const desiredBy = new Map(desired.map((d) => [`${d.key.nodeName}\u0000${d.key.subnetId}`, d]));
+  const subnetsUnresolved = problems.some((p) => p.reason.startsWith('Subnet'));
+  const served = new Set(input.managed.filter((m) => !m.leaked && m.attachmentKey !== undefined).map((m) => m.attachmentKey!));
+  const ours = new Set(input.managed.map((m) => m.eniId));
+
+  const rank = (e: GoControllerEni) => [rows.has(e.eniId) ? 0 : 1, e.attachment ? 0 : 1, e.attachment?.deviceIndex ?? 0] as const;
+  const candidates = input.candidates
+    .filter((e) => !ours.has(e.eniId) && e.owner.uid !== uid)
+    .sort((a, b) => {
+      const [x, y] = [rank(a), rank(b)];
+      return x[0] - y[0] || x[1] - y[1] || x[2] - y[2] || a.eniId.localeCompare(b.eniId);
+    });
+
+  for (const eni of candidates) {
+    const row = rows.get(eni.eniId);
+    const tagged = eni.go.managedBy && eni.go.nodeEni === input.nodeEniName;
+    if (!tagged && !row) continue; // not this NodeENI's, by either kind of evidence
+    const nodeName = eni.go.node ?? row?.nodeID;
+    const refuse = (reason: string, message: string) => out.refuse.push({ eniId: eni.eniId, nodeName, reason, message });
+    if (!eni.go.managedBy) {
+      refuse('NotGoControllerTagged', 'listed in the status, but without the Go controller\'s managed-by tag');
+      continue;
+    }
+    if (eni.owner.managedBy !== undefined || eni.owner.uid !== undefined || eni.owner.cluster !== undefined) {
+      refuse('OwnedByOther', `carries our tags for another owner (NodeENI uid ${eni.owner.uid ?? 'unknown'}, cluster ${eni.owner.cluster ?? 'unknown'})`);
+      continue;
+    }
+    if (eni.go.nodeEni !== undefined && eni.go.nodeEni !== input.nodeEniName) {
+      refuse('OtherNodeENI', `listed in the status, but its Go controller tags name NodeENI ${eni.go.nodeEni}`);
+      continue;
+    }
+    if (eni.go.node !== undefined && row && row.nodeID !== eni.go.node) {
+      refuse('NodeMismatch', `its Go controller tags name node ${eni.go.node}, the status node ${row.nodeID}`);
+      continue;
+    }
+    if (!nodeName) {
+      refuse('NodeUnknown', 'neither its tags nor the status name its node');
+      continue;
+    }
+    const node = nodes.get(nodeName);
+    if (!node) {
+      refuse('NodeNotSelected', `node ${nodeName} is not selected by the NodeENI (or is gone)`);
+      continue;
+    }
+    if (!node.instanceId) {
+      refuse('NodeWithoutInstance', `node ${nodeName} has no AWS providerID yet`);
+      continue;
+    }
+    if (eni.requesterManaged || eni.attachment?.deviceIndex === 0) {
+      refuse('NotSecondary', `is ${eni.requesterManaged ? 'managed by an AWS service' : 'the primary interface (device index 0)'}`);
+      continue;
+    }
+    if (eni.attachment && eni.attachment.instanceId !== node.instanceId) {
+      refuse('AttachedToOtherInstance', `attached to ${eni.attachment.instanceId}, not to ${node.instanceId}, the instance of node ${nodeName}`);
+      continue;
+    }
+    if (!eni.attachment && !row) {
+      refuse('NotAttached', `not attached, and the status the Go controller wrote does not list it: nothing ties it to node ${nodeName} of this cluster`);
+      continue;
+    }
+    if (!eni.attachment && row && row.instanceID !== node.instanceId) {
+      refuse('ListedForOtherInstance', `not attached, and listed for ${row.instanceID || 'no instance'}, not for ${node.instanceId}, the instance of node ${nodeName}`);
+      continue;
+    }
+    const key = { nodeName, instanceId: node.instanceId, subnetId: eni.subnetId };
+    if (observed.deleting) {
+      out.adopt.push({ eni, key, keyString: attachmentKeyString(uid, key) });
+      continue;
+    }
+    const d = desiredBy.get(`${nodeName}\u0000${eni.subnetId}`);
+    if (!d) {
+      if (subnetsUnresolved) refuse('SpecUnresolved', `in subnet ${eni.subnetId}; the spec's subnets do not all resolve yet, so it is not known whether node ${nodeName} wants it`);
+      else refuse('SubnetNotInSpec', `in subnet ${eni.subnetId}, which is not among the subnets the spec resolves to for node ${nodeName}`);
+      continue;
+    }
+    if (served.has(d.keyString)) {
+      refuse('Duplicate', `node ${nodeName} already has an ENI for subnet ${eni.subnetId}`);
+      continue;
+    }
+    served.add(d.keyString);
+    out.adopt.push({ eni, key: d.key, keyString: d.keyString });
+  }
+  return out;
 }

@@ -20,11 +20,12 @@ import {
   type EC2Client,
   type Filter,
   type NetworkInterface,
+  type Tag,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { MANAGED_BY_VALUE, TAG } from '../../common/names.js';
+import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
@@ -79,6 +80,31 @@ export interface ManagedEni {
   /** Sorted. Absent in results recorded before it was added. */
   securityGroupIds?: string[];
   attachment?: { attachmentId: string; instanceId: string; deviceIndex: number; status: string; deleteOnTermination: boolean };
+}
+
+/**
+ * An ENI the Go controller created (its tags), or one its NodeENI status
+ * lists: what migration may adopt. The ManagedEni fields come from EC2 and
+ * from our tags, if someone already put them on it.
+ */
+export interface GoControllerEni extends ManagedEni {
+  /** The Go controller's tags. */
+  go: { managedBy: boolean; nodeEni?: string; node?: string; subnetId?: string };
+  /** Our tags naming an owner, when present (then it is ours already, or another NodeENI's or cluster's). */
+  owner: { managedBy?: string; uid?: string; cluster?: string };
+  /** Managed by an AWS service (a trunk/branch, an endpoint): never adoptable. */
+  requesterManaged: boolean;
+}
+
+export interface AdoptGoEniInput {
+  eniId: string;
+  attachmentKey: string;
+  clusterName: string;
+  nodeEniName: string;
+  nodeEniUid: string;
+  nodeName: string;
+  instanceId: string;
+  subnetId: string;
 }
 
 export interface EnsureEniInput {
@@ -150,6 +176,36 @@ function toManagedEni(ni: NetworkInterface): ManagedEni {
             deleteOnTermination: a.DeleteOnTermination ?? false,
           }
         : undefined,
+  };
+}
+
+/** Our tags that say whose an ENI is: written when we create it, and when we adopt one. */
+function ownerTags(o: Omit<AdoptGoEniInput, 'eniId'>): Tag[] {
+  return [
+    { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
+    { Key: TAG.cluster, Value: o.clusterName },
+    { Key: TAG.nodeEniName, Value: o.nodeEniName },
+    { Key: TAG.nodeEniUid, Value: o.nodeEniUid },
+    { Key: TAG.node, Value: o.nodeName },
+    { Key: TAG.instanceId, Value: o.instanceId },
+    { Key: TAG.subnetId, Value: o.subnetId },
+    { Key: TAG.attachmentKey, Value: o.attachmentKey },
+    { Key: TAG.createdAt, Value: new Date().toISOString() },
+    { Key: TAG.vpcCniNoManage, Value: 'true' },
+  ];
+}
+
+function toGoControllerEni(ni: NetworkInterface): GoControllerEni {
+  return {
+    ...toManagedEni(ni),
+    go: {
+      managedBy: tagValue(ni, GO_CONTROLLER_TAG.managedBy) === GO_CONTROLLER_MANAGED_BY_VALUE,
+      nodeEni: tagValue(ni, GO_CONTROLLER_TAG.nodeEni),
+      node: tagValue(ni, GO_CONTROLLER_TAG.node),
+      subnetId: tagValue(ni, GO_CONTROLLER_TAG.subnetId),
+    },
+    owner: { managedBy: tagValue(ni, TAG.managedBy), uid: tagValue(ni, TAG.nodeEniUid), cluster: tagValue(ni, TAG.cluster) },
+    requesterManaged: ni.RequesterManaged === true,
   };
 }
 
@@ -331,6 +387,54 @@ export function createEc2Activities({ ec2, pollMs = 500 }: Ec2Deps) {
     },
 
     /**
+     * Migration: the ENIs the Go controller created for this NodeENI (its
+     * tags name the NodeENI), in the nodes' VPCs, and the ENIs its status
+     * lists by ID. Deciding which to adopt is the planner's (planGoAdoption).
+     */
+    async findGoControllerEnis(input: { nodeEniName: string; vpcIds: string[]; eniIds: string[] }): Promise<GoControllerEni[]> {
+      const found = new Map<string, NetworkInterface>();
+      const vpc: Filter[] = input.vpcIds.length > 0 ? [{ Name: 'vpc-id', Values: input.vpcIds }] : [];
+      const tagged = await describeEnis([
+        ...vpc,
+        { Name: `tag:${GO_CONTROLLER_TAG.managedBy}`, Values: [GO_CONTROLLER_MANAGED_BY_VALUE] },
+        { Name: `tag:${GO_CONTROLLER_TAG.nodeEni}`, Values: [input.nodeEniName] },
+      ]);
+      for (const ni of tagged) found.set(ni.NetworkInterfaceId!, ni);
+      const ids = [...new Set(input.eniIds)].filter((id) => !found.has(id));
+      for (let i = 0; i < ids.length; i += 200) {
+        // A filter, not NetworkInterfaceIds: an ID that no longer exists is left out instead of failing the call.
+        for (const ni of await describeEnis([{ Name: 'network-interface-id', Values: ids.slice(i, i + 200) }])) found.set(ni.NetworkInterfaceId!, ni);
+      }
+      return [...found.values()].map(toGoControllerEni).sort((a, b) => a.eniId.localeCompare(b.eniId));
+    },
+
+    /**
+     * Migration: adds our tags to an ENI the Go controller created (theirs
+     * stay), so from now on it is found, configured and torn down as ours.
+     * Looks first: an ENI someone tagged as ours in the meantime is not
+     * re-tagged (the IAM policy allows this CreateTags only on ENIs without
+     * our managed-by tag); one already tagged for this very key is done.
+     */
+    async adoptGoControllerEni(input: AdoptGoEniInput): Promise<{ adopted: true } | { adopted: false; reason: string; message: string }> {
+      const ni = await describeEni(input.eniId);
+      if (!ni) return { adopted: false, reason: 'NotFound', message: `${input.eniId} no longer exists` };
+      const uid = tagValue(ni, TAG.nodeEniUid);
+      if (uid === input.nodeEniUid && tagValue(ni, TAG.attachmentKey) === input.attachmentKey) return { adopted: true };
+      if (uid !== undefined || tagValue(ni, TAG.managedBy) !== undefined) {
+        return { adopted: false, reason: 'OwnedByOther', message: `${input.eniId} was tagged by another owner meanwhile (NodeENI uid ${uid ?? 'unknown'}, cluster ${tagValue(ni, TAG.cluster) ?? 'unknown'})` };
+      }
+      await ec2Call(`CreateTags ${input.eniId} (adopt)`, () =>
+        ec2.send(
+          new CreateTagsCommand({
+            Resources: [input.eniId],
+            Tags: [...ownerTags(input), { Key: TAG.adoptedFrom, Value: GO_CONTROLLER_NAME }],
+          }),
+        ),
+      );
+      return { adopted: true };
+    },
+
+    /**
      * Creates the ENI for one attachment key, or adopts the one a crashed
      * earlier attempt created (found by tag; ClientToken covers a lost response).
      */
@@ -347,19 +451,7 @@ export function createEc2Activities({ ec2, pollMs = 500 }: Ec2Deps) {
         }
         return { eniId: adopted.NetworkInterfaceId!, macAddress: adopted.MacAddress ?? '', created: false };
       }
-      const tags = [
-        { Key: 'Name', Value: `nodeeni-${input.nodeEniName}-${input.nodeName}`.slice(0, 255) },
-        { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
-        { Key: TAG.cluster, Value: input.clusterName },
-        { Key: TAG.nodeEniName, Value: input.nodeEniName },
-        { Key: TAG.nodeEniUid, Value: input.nodeEniUid },
-        { Key: TAG.node, Value: input.nodeName },
-        { Key: TAG.instanceId, Value: input.instanceId },
-        { Key: TAG.subnetId, Value: input.subnetId },
-        { Key: TAG.attachmentKey, Value: input.attachmentKey },
-        { Key: TAG.createdAt, Value: new Date().toISOString() },
-        { Key: TAG.vpcCniNoManage, Value: 'true' },
-      ];
+      const tags = [{ Key: 'Name', Value: `nodeeni-${input.nodeEniName}-${input.nodeName}`.slice(0, 255) }, ...ownerTags(input)];
       const res = await ec2Call('CreateNetworkInterface', () =>
         ec2.send(
           new CreateNetworkInterfaceCommand({

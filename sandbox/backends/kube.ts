@@ -18,6 +18,8 @@ export interface KubeServer {
   token: string;
   /** Base64 PEM of the self-signed serving certificate chain. */
   caData: string;
+  /** etcd's client URL (plaintext, loopback): tests that must store an object as another controller's CRD left it. */
+  etcdUrl: string;
   /** A kubeconfig file for kubectl and other tools. */
   kubeconfigPath: string;
   kubeConfig(): KubeConfig;
@@ -103,7 +105,7 @@ export async function startKube(opts: KubeOptions): Promise<KubeServer> {
     const crdDir = opts.crdDir ?? path.join(PROJECT_ROOT, 'deploy', 'crds');
     if (existsSync(crdDir)) await applyCrds(kubeConfig(), crdDir);
 
-    return { server, token, caData, kubeconfigPath, kubeConfig, stop: stopAll };
+    return { server, token, caData, etcdUrl, kubeconfigPath, kubeConfig, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
