@@ -96,8 +96,8 @@ export interface GoControllerEni extends ManagedEni {
   requesterManaged: boolean;
 }
 
-export interface AdoptGoEniInput {
-  eniId: string;
+/** Whose an ENI is: what our owner tags say (ownerTags). */
+export interface EniOwner {
   attachmentKey: string;
   clusterName: string;
   nodeEniName: string;
@@ -107,8 +107,11 @@ export interface AdoptGoEniInput {
   subnetId: string;
 }
 
-export interface EnsureEniInput {
-  attachmentKey: string;
+export interface AdoptGoEniInput extends EniOwner {
+  eniId: string;
+}
+
+export interface EnsureEniInput extends EniOwner {
   /**
    * Identifies one provisioning attempt (the child workflow's ID and run): its
    * ClientToken. Retries of the activity reuse it; the next attempt differs, so
@@ -116,12 +119,6 @@ export interface EnsureEniInput {
    * maybe deleted, nor rejects it as a parameter mismatch.
    */
   attemptId: string;
-  clusterName: string;
-  nodeEniName: string;
-  nodeEniUid: string;
-  nodeName: string;
-  instanceId: string;
-  subnetId: string;
   securityGroupIds: string[];
   description?: string;
   /**
@@ -180,7 +177,7 @@ function toManagedEni(ni: NetworkInterface): ManagedEni {
 }
 
 /** Our tags that say whose an ENI is: written when we create it, and when we adopt one. */
-function ownerTags(o: Omit<AdoptGoEniInput, 'eniId'>): Tag[] {
+function ownerTags(o: EniOwner): Tag[] {
   return [
     { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
     { Key: TAG.cluster, Value: o.clusterName },
