@@ -155,6 +155,16 @@ export interface EntityState {
   /** Outcomes reported by children, applied by the next pass. */
   finished?: ChildOutcome[];
   reconciler?: ReconcilerState;
+  /** Attachments whose interface on the node no longer looks as configured (after a reboot, say), by attachment key. */
+  drift?: Record<string, DriftRecord>;
+}
+
+/** What a node's agent reported different from what was configured, and when. */
+export interface DriftRecord {
+  node: string;
+  drift: InterfaceDrift[];
+  /** Epoch ms. */
+  at: number;
 }
 
 export function emptyEntityState(): EntityState {
@@ -208,6 +218,8 @@ export interface ProvisionInput {
    * before it was added: those children describe before each step.
    */
   observed?: ProvisionObserved;
+  /** Re-apply the node steps to an ENI already configured (drift after a reboot): also re-bind a DPDK device. */
+  repair?: boolean;
 }
 
 export interface ProvisionObserved {

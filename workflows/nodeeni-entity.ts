@@ -34,6 +34,7 @@ import {
   stateQuery,
   type ChildOutcome,
   type ChildRecord,
+  type ConfiguredAttachment,
   type EntityInput,
   type EntityOptions,
   type EntityState,
@@ -52,6 +53,7 @@ import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
 import { Reconciler, type PassResult } from './reconciler.js';
+import { NodeDrift } from './drift.js';
 import { attachmentGaugesGone, metrics, withAttachmentGauges } from './metrics.js';
 import { buildStatus } from './status.js';
 import { teardownAttachment } from './teardown-attachment.js';
@@ -69,11 +71,16 @@ export const ENTITY_V3_PATCH = 'nodeeni-entity-v3';
 
 const MAX_BACKOFF_MS = 30 * 60_000;
 
-export async function nodeEniEntity(input: EntityInput): Promise<void> {
+/** When the NodeENI is gone: what force-finish left behind in EC2 (tagged for the sweeper), if anything. */
+export interface EntityResult {
+  leftBehind: LeakedENI[];
+}
+
+export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | void> {
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
   const v3 = patched(ENTITY_V3_PATCH);
   // Adopting the Go controller's ENIs changes which activities a pass schedules: new runs only.
-  await new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH)).run();
+  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -97,6 +104,11 @@ class NodeEniEntity {
   private childrenCheckedAt = 0;
   /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
   private readonly seen: SeenWorld = { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
+  /** v3: whether this pass read the world in full (then the nodes are asked about drift too). */
+  private passWasFull = false;
+  private readonly nodeDrift: NodeDrift;
+  /** Attachment keys whose repairing provisioning just finished well. */
+  private repairedKeys: string[] = [];
   /** Migration: takes over the ENIs the Go controller created for this NodeENI (runs with ADOPT_GO_PATCH). */
   private readonly adoption?: GoControllerAdoption;
 
@@ -110,6 +122,7 @@ class NodeEniEntity {
     this.children = this.state.children ??= {};
     this.state.finished ??= [];
     if (adoptGo) this.adoption = new GoControllerAdoption({ name: this.name, uid: this.uid, clusterName: this.opts.clusterName, event: (t, r, m) => this.event(t, r, m) });
+    this.nodeDrift = new NodeDrift(this.state, (type, reason, message) => this.event(type, reason, message));
     this.loop = new Reconciler((this.state.reconciler ??= {}), {
       resyncMs: this.opts.resyncSeconds * 1000,
       backoff: { initialMs: Math.min(this.opts.failureBackoffSeconds * 1000, 5000), maxMs: 5 * 60_000 },
@@ -136,11 +149,13 @@ class NodeEniEntity {
       state: this.state,
       inFlight: Object.values(this.children).map((c) => ({ key: c.key, op: c.op, workflowId: c.workflowId, eniId: c.eniId, node: c.node })),
     }), { description: 'The entity state and the child workflows running now.' });
-    setHandler(forceFinishSignal, (req) => {
+    setHandler(forceFinishSignal, async (req) => {
       try {
         this.validateForce(req);
       } catch (err) {
-        log.warn('forceFinish signal ignored', { error: String(err) });
+        log.warn('forceFinish signal ignored', { error: String(err), request: req });
+        // The UI only says "signaled": the operator learns why nothing happened from an Event on the object.
+        if (this.v3) await this.event('Warning', 'ForceFinishIgnored', `forceFinish signal ignored: ${err instanceof Error ? err.message : String(err)}`);
         return;
       }
       this.state.pendingForce.push(req);
@@ -152,8 +167,9 @@ class NodeEniEntity {
     });
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<EntityResult> {
     await this.loop.run(() => this.pass());
+    return { leftBehind: this.state.leaked };
   }
 
   // ---- messages ----------------------------------------------------------
@@ -193,6 +209,7 @@ class NodeEniEntity {
     const { name, uid, state } = this;
     await this.checkChildren();
     this.applyFinished();
+    for (const key of this.repairedKeys.splice(0)) await this.nodeDrift.repaired(key);
 
     const observed = await kube.observeNodeEni({ name, uid });
     const alive = observed.exists && !observed.deleting;
@@ -237,6 +254,11 @@ class NodeEniEntity {
       provision = provision.slice(0, room);
       const indices = this.deviceIndexPlanner(instances, managed);
       await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices)));
+      // Nodes are asked on full passes whether what is settled still looks so; what drifted is re-applied.
+      if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation));
+      const busy = new Set(Object.values(this.children).map((c) => c.key));
+      const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString));
+      await Promise.all(repairs.slice(0, Math.max(0, this.opts.maxConcurrentChildren - busy.size)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices, true)));
     } else {
       await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString))));
     }
@@ -247,11 +269,15 @@ class NodeEniEntity {
     for (const eni of teardown) await this.startTeardown(eni, observed.generation);
 
     const inFlight = Object.values(this.children);
-    setCurrentDetails(details(name, plan, inFlight, state));
+    setCurrentDetails(this.v3 ? detailsV3(name, this.entityId, plan, inFlight, state) : details(name, plan, inFlight, state));
     if (observed.exists) {
       await kube.writeStatus({
         name, uid,
-        status: withAttachmentGauges(name, managed, buildStatus({ plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight, previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments })),
+        status: withAttachmentGauges(name, managed, buildStatus({
+          plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight,
+          previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments,
+          ...(this.v3 ? { workflow: { id: this.entityId, url: workflowUrl(this.opts.uiBaseUrl, this.entityId) } } : {}),
+        })),
       });
     }
 
@@ -263,16 +289,40 @@ class NodeEniEntity {
       attachmentGaugesGone(name);
       return { done: true };
     }
-    return { wakeInMs: nextChildRetry(state) };
+    const wakeForRetry = nextChildRetry(state);
+    const wakeForCheck = this.v3 && inFlight.length > 0 ? this.opts.childCheckSeconds * 1000 : undefined;
+    const wakes = [wakeForRetry, wakeForCheck].filter((ms): ms is number => ms !== undefined);
+    return { wakeInMs: wakes.length > 0 ? Math.min(...wakes) : undefined };
   }
 
-  /** Children that ended without a word (terminated by an operator, or a lost report) are found by asking Temporal, once per resync. */
+  /**
+   * Children that ended without a word (terminated by an operator, or a lost report) are found by asking
+   * Temporal, once per resync; v3 asks every childCheckSeconds while children run, and also learns which
+   * step a child keeps retrying (Temporal retries activities without telling the workflow), to say so.
+   */
   private async checkChildren(): Promise<void> {
     const running = Object.values(this.children).filter((c) => !this.state.finished!.some((o) => o.workflowId === c.workflowId));
-    if (running.length === 0 || Date.now() - this.childrenCheckedAt < this.opts.resyncSeconds * 1000) return;
+    const everyMs = (this.v3 ? this.opts.childCheckSeconds : this.opts.resyncSeconds) * 1000;
+    if (running.length === 0 || Date.now() - this.childrenCheckedAt < everyMs) return;
     this.childrenCheckedAt = Date.now();
     for (const s of await childStatus.describeChildren({ children: running.map(({ workflowId, op }) => ({ workflowId, op })) })) {
-      if (!s.running) this.onChildFinished(s.outcome);
+      if (!s.running) {
+        this.onChildFinished(s.outcome);
+        continue;
+      }
+      if (!this.v3) continue;
+      const child = this.children[s.workflowId]!;
+      const before = child.retrying;
+      if (!s.retrying) {
+        delete child.retrying;
+        continue;
+      }
+      const same = before && before.activity === s.retrying.activity && before.reason === s.retrying.reason;
+      child.retrying = { ...s.retrying, reported: same ? before.reported : false };
+      if (!child.retrying.reported) {
+        child.retrying.reported = true;
+        await this.event('Warning', retryingReason(child), describeRetry(child));
+      }
     }
   }
 
@@ -285,6 +335,7 @@ class NodeEniEntity {
       if (outcome.op === 'provision') {
         if (outcome.ok) {
           state.configured[child.key] = outcome.result;
+          if (state.drift?.[child.key]) this.repairedKeys.push(child.key);
           delete state.failures[child.key];
         } else {
           // What is configured stays recorded (a failed re-provisioning leaves the ENI as it was): the next attempt and the teardown need it.
@@ -329,6 +380,7 @@ class NodeEniEntity {
     const seen = this.seen;
     const read = pacedEc2().read;
     const full = seen.outsideChanged || Date.now() - seen.fullAt >= this.opts.resyncSeconds * 1000 || seen.resolved?.generation !== observed.generation;
+    this.passWasFull = full;
     const wanted = full ? instanceIds : instanceIds.filter((id) => !seen.instances.has(id));
     if (full) {
       seen.instances.clear();
@@ -378,7 +430,20 @@ class NodeEniEntity {
     return pci === undefined || !devicePublished(this.state, d.key.nodeName, pci);
   }
 
-  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI, eni: ManagedEni | undefined, indices?: DeviceIndexPlanner): Promise<void> {
+  /** Desired attachments that are configured as this generation wants, attached, and with no child at work. */
+  private settled(plan: Plan, generation: number): Map<string, { node: string; done: ConfiguredAttachment }> {
+    const busy = new Set(Object.values(this.children).map((c) => c.key));
+    const out = new Map<string, { node: string; done: ConfiguredAttachment }>();
+    for (const d of plan.desired) {
+      const done = this.state.configured[d.keyString];
+      const eni = plan.eniByKey.get(d.keyString);
+      if (!done || busy.has(d.keyString) || done.generation !== generation || eni?.eniId !== done.eniId || eni.attachment?.status !== 'attached') continue;
+      out.set(d.keyString, { node: d.key.nodeName, done });
+    }
+    return out;
+  }
+
+  private async startProvision(d: DesiredAttachment, observed: ObservedNodeENI, eni: ManagedEni | undefined, indices?: DeviceIndexPlanner, repair = false): Promise<void> {
     const { name, uid, opts } = this;
     const configured = this.state.configured[d.keyString];
     const seen: ProvisionObserved | undefined = indices && {
@@ -415,6 +480,7 @@ class NodeEniEntity {
           current: configured && configured.eniId === eni?.eniId ? configured : undefined,
           reportTo: this.entityId,
           ...(seen ? { observed: seen } : {}),
+          ...(repair ? { repair: true } : {}),
         }],
       }));
   }
@@ -538,6 +604,43 @@ function nextChildRetry(state: EntityState): number | undefined {
   const now = Date.now();
   const waits = Object.values(state.failures).map((f) => f.retryAt - now).filter((ms) => ms > 0);
   return waits.length > 0 ? Math.max(1000, Math.min(...waits)) : undefined;
+}
+
+const at = (ms: number | undefined) => (ms === undefined ? 'unknown' : new Date(ms).toISOString());
+
+function retryingReason(child: ChildRecord): string {
+  return child.op === 'teardown' ? 'TeardownRetrying' : 'ProvisionRetrying';
+}
+
+function describeRetry(child: ChildRecord): string {
+  const r = child.retrying!;
+  const what = child.op === 'teardown' ? `teardown of ${child.eniId ?? child.key} on ${child.node}` : `provisioning on ${child.node}`;
+  return `${what}: ${r.activity} keeps failing (attempt ${r.attempt}): ${r.reason}: ${r.message}; next try at ${at(r.nextRetryAt)}`;
+}
+
+function workflowUrl(uiBaseUrl: string | undefined, workflowId: string): string | undefined {
+  if (!uiBaseUrl) return undefined;
+  return `${uiBaseUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(workflowInfo().namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/** The entity's Current Details in the Temporal UI: what runs, what keeps failing and why, and how to give up. */
+function detailsV3(name: string, entityId: string, plan: Plan, inFlight: ChildRecord[], state: EntityState): string {
+  const provisioning = inFlight.filter((c) => c.op === 'provision').length;
+  const failing = [
+    ...inFlight.filter((c) => c.retrying).map((c) => `- ${describeRetry(c)} — \`${c.workflowId}\``),
+    ...Object.entries(state.failures).map(([key, f]) =>
+      `- ${key.startsWith('eni:') ? `teardown of ${key.slice(4)}` : `provisioning ${key.split('/').slice(1, 2).join('')}`} failed ${f.attempts}×: ${f.reason}: ${f.message}; next try at ${at(f.retryAt)}`),
+  ];
+  const lines = [
+    `**NodeENI ${name}**: ${plan.desired.length} desired attachments, ${plan.removing.length} ENIs to remove; running: ${provisioning} provisioning, ${inFlight.length - provisioning} teardown`,
+    ...(failing.length > 0 ? ['', '**Failing**', ...failing] : []),
+    ...plan.problems.map((p) => `- problem ${p.reason}: ${p.message}`),
+    ...state.leaked.map((l) => `- left behind ${l.eniID} on ${l.nodeID}: ${l.reason}`),
+  ];
+  if (plan.removing.length > 0 || inFlight.length > 0) {
+    lines.push('', `Give up on what is stuck (ENIs are left, tagged for the sweeper): \`nodeeni force-finish ${name} --reason "…"\` or \`temporal workflow update execute --workflow-id '${entityId}' --name forceFinish --input '{"reason":"…"}'\``);
+  }
+  return lines.join('\n');
 }
 
 function details(name: string, plan: Plan, inFlight: ChildRecord[], state: EntityState): string {

@@ -169,7 +169,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       await record('Normal', 'DPDKUnbound', `node ${key.nodeName}: ${kept.pciAddress} back on ${back.driver} as ${back.interfaceName} (found by MAC ${attached.macAddress}): the spec no longer wants ${kept.driver}`);
       kept = undefined;
     }
-    if (current && kept) {
+    if (current && kept && !input.repair) {
       // Still bound as wanted: the kernel has no interface to configure; the MTU applies when it is given back.
       return { ...current, attachmentId: att.attachmentId, deviceIndex: attached.deviceIndex, mtu: input.mtu ?? current.mtu, generation: input.generation };
     }

@@ -3,7 +3,7 @@
 import type { Condition, ENIAttachmentStatus, NodeENISpec, NodeENIStatus } from '../common/types.js';
 import type { DevicePluginEntry } from '../common/device-plugin.js';
 import type { SpecProblem } from '../activities/ec2/ec2-activities.js';
-import type { EntityState, StepRetry } from '../common/workflow-api.js';
+import type { DriftRecord, EntityState, StepRetry } from '../common/workflow-api.js';
 import type { Plan } from './plan.js';
 
 export interface InFlight {
@@ -29,6 +29,13 @@ export interface StatusInput {
   maxRows?: number;
   /** The entity workflow, and its page in the Temporal UI when configured. */
   workflow?: { id: string; url?: string };
+}
+
+/** "MTU 1500 (want 9001), down, driver ena (want vfio-pci)" */
+export function driftText(d: DriftRecord): string {
+  return d.drift
+    .map((x) => (x.kind === 'mtu' ? `MTU ${x.actual ?? '?'} (want ${x.expected})` : x.kind === 'driver' ? `driver ${x.actual ?? 'none'} (want ${x.expected})` : x.kind))
+    .join(', ');
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? 'unknown' : new Date(ms).toISOString());
@@ -95,6 +102,11 @@ function attachmentRows(input: StatusInput): ENIAttachmentStatus[] {
         row.dpdkPCIAddress = done.dpdk.pciAddress;
       }
       if (published) row.dpdkResourceName = input.spec.dpdkResourceName;
+      const drift = state.drift?.[d.keyString];
+      if (drift) {
+        row.phase = 'Configuring';
+        row.message = `drift on the node: ${driftText(drift)}; re-applying`;
+      }
     }
     rows.push(row);
   }
@@ -178,6 +190,9 @@ export function buildStatus(input: StatusInput): NodeENIStatus {
     problems.push({ reason: f.op === 'teardown' ? 'TeardownRetrying' : 'ProvisionRetrying', message: `${what}: ${retryText(f.retrying)}` });
   }
   problems.push(...input.plan.problems);
+  for (const [key, drift] of Object.entries(input.state.drift ?? {})) {
+    problems.push({ reason: 'NodeDrift', message: `${drift.node} (${key.split('/').slice(-1)[0]}): ${driftText(drift)}; re-applying` });
+  }
   for (const d of input.plan.desired) {
     const f = input.state.failures[d.keyString];
     if (f && f.generation === generation) problems.push({ reason: f.reason, message: `${d.key.nodeName}/${d.subnet.id}: ${f.message} (failed ${f.attempts}×, next try at ${iso(f.retryAt)})` });

@@ -1,0 +1,83 @@
+// Drift repair end to end: a node "reboots" (its simulated host loses MTUs,
+// link state and DPDK bindings; the ENIs stay attached in EC2), the NodeENI goes
+// not-Ready saying why, and the entity re-applies the node steps: Ready again
+// with the same ENI.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
+
+let c: TestCluster;
+beforeAll(async () => {
+  // A short resync: the nodes are asked about drift on every full pass.
+  c = await createTestCluster({
+    instances: 2,
+    entityOptions: { resyncSeconds: 3, childCheckSeconds: 1 },
+    devicePlugins: [undefined, { namespace: 'kube-system', labels: { app: 'sriovdp' } }],
+  });
+});
+afterAll(async () => {
+  await c?.dispose();
+});
+
+const onNode = (i: number) => ({ nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': c.nodes[i]!.name } });
+
+/** Watches the NodeENI until it is Ready again after having been seen not Ready for drift; returns when and what it said. */
+async function throughDrift(name: string): Promise<{ notReadyMessage: string; readyAfterMs: number }> {
+  const started = Date.now();
+  let notReadyMessage: string | undefined;
+  for (;;) {
+    const o = await c.getNodeEni(name);
+    const ready = conditionOf(o, 'Ready');
+    const row = o?.status?.attachments?.[0];
+    if (ready?.status === 'False' && !notReadyMessage) notReadyMessage = `${conditionOf(o, 'Degraded')?.message ?? ''} | ${row?.phase}: ${row?.message ?? ''}`;
+    if (notReadyMessage && isReady(o, 1)) return { notReadyMessage, readyAfterMs: Date.now() - started };
+    if (Date.now() - started > 60_000) throw new Error(`no drift round trip within 60 s (last: ${JSON.stringify(o?.status?.conditions)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('drift after a node reboot', () => {
+  it('a plain ENI back at MTU 1500 and down is re-applied: not Ready, then Ready with the same ENI', async () => {
+    const obj = await c.createNodeEni('plain', { ...onNode(0), subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], mtu: 9001 });
+    await eventually('Ready', async () => isReady(await c.getNodeEni('plain'), 1), 60_000);
+    const [eni] = await enisOf(c.ec2, obj.metadata.uid);
+    const host = c.nodes[0]!.host;
+
+    host.reboot();
+    const iface = () => host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
+    expect(iface()).toMatchObject({ mtu: 1500, up: false });
+    const { notReadyMessage, readyAfterMs } = await throughDrift('plain');
+    console.log(`[drift] plain ENI: Ready again ${readyAfterMs} ms after the reboot; said: ${notReadyMessage}`);
+    expect(notReadyMessage).toMatch(/MTU 1500 \(want 9001\)|down|Configuring/);
+    expect(iface()).toMatchObject({ mtu: 9001, up: true });
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni!.NetworkInterfaceId]);
+    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
+    expect(reasons).toContain('DriftDetected');
+    expect(reasons).toContain('DriftRepaired');
+
+    await c.deleteNodeEni('plain');
+    await eventually('gone', async () => (await c.getNodeEni('plain')) === undefined, 60_000);
+  });
+
+  it('a DPDK device back on its kernel driver is bound again', async () => {
+    const obj = await c.createNodeEni('dpdk', { ...onNode(1), subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], enableDPDK: true, dpdkResourceName: 'intel.com/drift_dpdk' });
+    const ready = await eventually('Ready and bound', async () => {
+      const o = await c.getNodeEni('dpdk');
+      return isReady(o, 1) && o?.status?.attachments?.[0]?.dpdkBound && o;
+    }, 60_000);
+    const pci = ready.status!.attachments![0]!.dpdkPCIAddress!;
+    const host = c.nodes[1]!.host;
+    const device = () => host.snapshot().pciDevices.find((d) => d.address === pci);
+    expect(device()?.driver).toBe('vfio-pci');
+
+    host.reboot();
+    expect(device()?.driver).not.toBe('vfio-pci');
+    const { notReadyMessage, readyAfterMs } = await throughDrift('dpdk');
+    console.log(`[drift] DPDK ENI: bound again ${readyAfterMs} ms after the reboot; said: ${notReadyMessage}`);
+    expect(device()?.driver).toBe('vfio-pci');
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([ready.status!.attachments![0]!.eniID]);
+
+    await c.deleteNodeEni('dpdk');
+    await eventually('gone', async () => (await c.getNodeEni('dpdk')) === undefined, 60_000);
+  });
+});

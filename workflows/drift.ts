@@ -1,0 +1,77 @@
+// Drift on the nodes: after a reboot an interface is back at the default MTU,
+// down, and a DPDK device back on its kernel driver, while EC2 still shows the
+// ENI attached and the status would stay Ready. On its full passes the entity
+// asks each node's agent (read-only verifyInterfaces) whether its Ready
+// attachments still look as configured; what drifted is shown, and re-applied
+// by a provisioning child with `repair` (the node steps are idempotent).
+import { log } from '@temporalio/workflow';
+import type { ConfiguredAttachment, DriftRecord, EntityState, ExpectedInterface, InterfaceDrift } from '../common/workflow-api.js';
+import { isNodeAgentUnavailable } from './failures.js';
+import { metrics } from './metrics.js';
+import { onNode } from './proxies.js';
+import { driftText } from './status.js';
+
+/** How long a check waits for a node's agent: a node whose agent is away is checked next time. */
+const AGENT_WAIT_MS = 10_000;
+
+/** Kinds a re-apply repairs. `missing` and `ambiguous` need EC2 or a person, not the node steps. */
+const REPAIRABLE = new Set<InterfaceDrift['kind']>(['mtu', 'down', 'driver']);
+
+export class NodeDrift {
+  private readonly drift: Record<string, DriftRecord>;
+
+  constructor(state: EntityState, private readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>) {
+    this.drift = state.drift ??= {};
+  }
+
+  /** Asks every node with settled attachments (`keys`: attachment key → what was configured) whether they still look so. */
+  async check(settled: Map<string, { node: string; done: ConfiguredAttachment }>): Promise<void> {
+    const byNode = new Map<string, Array<[string, ConfiguredAttachment]>>();
+    for (const [key, { node, done }] of settled) byNode.set(node, [...(byNode.get(node) ?? []), [key, done]]);
+    // Keys no longer settled (torn down, being re-provisioned) have nothing to say.
+    for (const key of Object.keys(this.drift)) if (!settled.has(key)) delete this.drift[key];
+    await Promise.all([...byNode].map(async ([node, entries]) => {
+      const expected: ExpectedInterface[] = entries.map(([, done]) => ({
+        macAddress: done.macAddress,
+        mtu: done.mtu,
+        ...(done.dpdk ? { dpdk: { driver: done.dpdk.driver, pciAddress: done.dpdk.pciAddress } } : {}),
+      }));
+      let result;
+      try {
+        result = await onNode(node, AGENT_WAIT_MS).verifyInterfaces.executeWithOptions({ summary: `verify ${entries.length} interfaces on ${node}`, retry: { maximumAttempts: 3 } }, [{ expected }]);
+      } catch (err) {
+        if (!isNodeAgentUnavailable(err)) log.warn('drift check failed', { node, error: String(err) });
+        return;
+      }
+      for (const [i, [key]] of entries.entries()) {
+        const check = result.interfaces[i]!;
+        const found = check.drift.filter((d) => REPAIRABLE.has(d.kind));
+        if (found.length === 0) {
+          delete this.drift[key];
+          continue;
+        }
+        const before = this.drift[key];
+        this.drift[key] = { node, drift: found, at: Date.now() };
+        if (!before) await this.event('Warning', 'DriftDetected', `node ${node}: ${check.actual.interfaceName ?? check.macAddress} drifted: ${driftText(this.drift[key]!)}; re-applying`);
+      }
+    }));
+  }
+
+  /** Attachment keys to re-apply now. */
+  keys(): string[] {
+    return Object.keys(this.drift);
+  }
+
+  get(key: string): DriftRecord | undefined {
+    return this.drift[key];
+  }
+
+  /** A repairing provisioning finished well: the drift is gone. */
+  async repaired(key: string): Promise<void> {
+    const d = this.drift[key];
+    if (!d) return;
+    delete this.drift[key];
+    for (const x of d.drift) metrics().driftRepaired(x.kind);
+    await this.event('Normal', 'DriftRepaired', `node ${d.node}: re-applied ${driftText(d)}`);
+  }
+}
