@@ -47,14 +47,24 @@ export function childWorkflowId(entityId: string, op: 'provision' | 'teardown', 
   return `${entityId}/${op}/${k.nodeName}/${k.subnetId}/${seq}`;
 }
 
-/** One provisioning attempt: a new ID (and so a new EC2 ClientToken) per attempt. */
-export function provisionWorkflowId(entityId: string, k: AttachmentKey, seq: number): string {
-  return `${entityId}/provision/${k.nodeName}/${k.subnetId}/${seq}`;
+/**
+ * What child workflow IDs start with: `nodeeni/<name>`, short enough to leave the UI's
+ * list readable (the entity's own ID adds the UID; children of v2 entities start with it).
+ * Unique without the UID: teardowns are per ENI, and a re-created NodeENI's entity only
+ * starts after the old one, which waits for its children, has ended.
+ */
+export function childIdPrefix(nodeEniName: string): string {
+  return `nodeeni/${nodeEniName}`;
+}
+
+/** One provisioning attempt: a new ID (and so a new EC2 ClientToken) per attempt. `prefix`: childIdPrefix (or a v2 entity's ID). */
+export function provisionWorkflowId(prefix: string, k: AttachmentKey, seq: number): string {
+  return `${prefix}/provision/${k.nodeName}/${k.subnetId}/${seq}`;
 }
 
 /** At most one teardown of an ENI runs at a time: the ID is the ENI's. */
-export function teardownWorkflowId(entityId: string, nodeName: string, eniId: string): string {
-  return `${entityId}/teardown/${nodeName}/${eniId}`;
+export function teardownWorkflowId(prefix: string, nodeName: string, eniId: string): string {
+  return `${prefix}/teardown/${nodeName}/${eniId}`;
 }
 
 /** EC2 tags written on every ENI we create; adoption and the leak sweeper key on them. */

@@ -19,7 +19,7 @@ import {
   type NetworkInterface,
 } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { entityWorkflowId, teardownWorkflowId } from '../common/names.js';
+import { childIdPrefix, entityWorkflowId, teardownWorkflowId } from '../common/names.js';
 import type { NodeENIObject, NodeENISpec } from '../common/types.js';
 import { bindToDpdk } from '../host/dpdk.js';
 import type { ManagedProcess } from '../sandbox/backends/tools.js';
@@ -229,7 +229,7 @@ describe('seed 002 §2: EC2 outage in the middle of a cleanup recovers by itself
     expect(await describeEni(eniId)).toBeUndefined();
     await expectNothingLeft(obj);
     // The teardown child failed for good at least once, and a later one (after the back-off) finished it.
-    const teardownId = teardownWorkflowId(entityWorkflowId(obj.metadata.name, obj.metadata.uid), c.nodes[1]!.name, eniId);
+    const teardownId = teardownWorkflowId(childIdPrefix(obj.metadata.name), c.nodes[1]!.name, eniId);
     const runs = await eventually('teardown runs visible', async () => {
       const found: string[] = [];
       for await (const w of c.client.workflow.list({ query: `WorkflowId = '${teardownId}'` })) found.push(w.status.name);
@@ -276,7 +276,7 @@ describe('seed 002 §3: DPDK unbinding partial failure', () => {
     expect(unbound).toHaveLength(1);
     expect(unbound[0]!.message).toContain(`${bdf} back on ena as ${dev!.interfaceName} (found by MAC ${mac})`);
     // Two failed attempts, each stopped part-way, then the third gave the device back.
-    const teardownId = teardownWorkflowId(entityWorkflowId(obj.metadata.name, obj.metadata.uid), node.name, enis[0]!.NetworkInterfaceId!);
+    const teardownId = teardownWorkflowId(childIdPrefix(obj.metadata.name), node.name, enis[0]!.NetworkInterfaceId!);
     const history = await c.client.workflow.getHandle(teardownId).fetchHistory();
     const runs = activityRuns(history.events ?? [], 'unbindDpdk');
     expect(runs).toHaveLength(1);

@@ -19,7 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { provisionWorkflowId, teardownWorkflowId } from '../common/names.js';
+import { childIdPrefix, provisionWorkflowId, teardownWorkflowId } from '../common/names.js';
 import { SA_NODE_NAME, SA_NODEENI } from '../common/search-attributes.js';
 import type { LeakedENI } from '../common/types.js';
 import {
@@ -104,6 +104,10 @@ class NodeEniEntity {
   private childrenCheckedAt = 0;
   /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
   private readonly seen: SeenWorld = { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
+  /** Child workflow IDs start with this (v3: the short `nodeeni/<name>`; v2 runs keep their entity ID). */
+  private get childPrefix(): string {
+    return this.v3 ? childIdPrefix(this.name) : this.entityId;
+  }
   /** v3: whether this pass read the world in full (then the nodes are asked about drift too). */
   private passWasFull = false;
   private readonly nodeDrift: NodeDrift;
@@ -450,7 +454,7 @@ class NodeEniEntity {
       eni: eni && { eniId: eni.eniId, macAddress: eni.macAddress, securityGroupIds: eni.securityGroupIds, attachment: eni.attachment },
       attach: eni?.attachment ? undefined : indices.next(d.key.instanceId, d.preferredDeviceIndex),
     };
-    const workflowId = provisionWorkflowId(this.entityId, d.key, ++this.state.seq);
+    const workflowId = provisionWorkflowId(this.childPrefix, d.key, ++this.state.seq);
     await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, () =>
       startChild(provisionAttachment, {
         workflowId,
@@ -488,7 +492,7 @@ class NodeEniEntity {
   private async startTeardown(eni: ManagedEni, generation: number): Promise<void> {
     const { name, uid, opts } = this;
     const node = eni.nodeName ?? '';
-    const workflowId = teardownWorkflowId(this.entityId, node || 'unknown', eni.eniId);
+    const workflowId = teardownWorkflowId(this.childPrefix, node || 'unknown', eni.eniId);
     await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, instanceId: eni.instanceId, generation, startedAt: Date.now() }, () =>
       startChild(teardownAttachment, {
         workflowId,
