@@ -21,12 +21,16 @@ export interface BackendsOptions {
   echo?: boolean;
   temporalDbFile?: string;
   ui?: boolean;
+  /** More `key=value` dynamic config for the Temporal dev server (a benchmark's raised poller limit). */
+  temporalDynamicConfig?: string[];
+  /** Start moto through this Python script (moto.ts MotoOptions.wrapper). */
+  motoWrapper?: string;
 }
 
 export async function startBackends(opts: BackendsOptions): Promise<Backends> {
   const results = await Promise.allSettled([
-    startTemporal({ dbFile: opts.temporalDbFile, ui: opts.ui, echo: opts.echo }),
-    startMoto({ echo: opts.echo }),
+    startTemporal({ dbFile: opts.temporalDbFile, ui: opts.ui, echo: opts.echo, dynamicConfig: opts.temporalDynamicConfig }),
+    startMoto({ echo: opts.echo, wrapper: opts.motoWrapper }),
     startKube({ dir: path.join(opts.dir, 'kube'), echo: opts.echo }),
   ] as const);
   const [temporal, moto, kube] = results;

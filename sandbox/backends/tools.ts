@@ -11,6 +11,8 @@ export const TOOLS_DIR = process.env.NODEENI_TOOLS_DIR ?? path.join(PROJECT_ROOT
 export const TOOL = {
   temporal: path.join(TOOLS_DIR, 'venv', 'bin', 'temporal'),
   motoServer: path.join(TOOLS_DIR, 'venv', 'bin', 'moto_server'),
+  /** The Python moto is installed in. */
+  python: path.join(TOOLS_DIR, 'venv', 'bin', 'python3'),
   kubectl: path.join(TOOLS_DIR, 'venv', 'bin', 'kubectl'),
   kubeApiserver: path.join(TOOLS_DIR, 'bin', 'kube-apiserver'),
   etcd: path.join(TOOLS_DIR, 'bin', 'etcd'),
@@ -45,11 +47,12 @@ export interface ManagedProcess {
 }
 
 /** Spawns a long-running server; no shell is involved. */
-export function startProcess(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; echo?: boolean; logFile?: string } = {}): ManagedProcess {
+export function startProcess(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; echo?: boolean; logFile?: string; stdin?: boolean } = {}): ManagedProcess {
   const child = spawn(cmd, args, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // `stdin`: the caller writes to child.stdin; otherwise the process reads nothing.
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;

@@ -48,6 +48,19 @@ export interface SeedOptions {
   instances?: number;
   /** Prepended to every Name tag and security-group name. */
   prefix?: string;
+  /**
+   * Prefix length of the main VPC's subnets (default 24). Subnet j of the
+   * list (nodes-a, nodes-b, then each secondary name's -a and -b) gets the
+   * j-th block of that size from 10.0.0.0; a thousand nodes need /21 or larger.
+   */
+  subnetPrefixLength?: number;
+  /** Secondary-ENI subnets: one per zone for each name, `<name>-a` and `<name>-b` (default multus and storage). */
+  secondarySubnets?: string[];
+  /**
+   * Launch the instances of a zone this many per RunInstances call (default 1:
+   * one call each, Name tag `node-<i>`); batched instances share the Name tag `node`.
+   */
+  launchBatch?: number;
 }
 
 const nameTag = (name: string): Tag[] => [{ Key: 'Name', Value: name }];
@@ -86,15 +99,15 @@ export async function seedWorld(ec2: EC2Client, opts: SeedOptions = {}): Promise
   // Node (primary ENI) subnets are separate from the secondary-ENI subnets, so
   // the multus/storage subnets start out empty.
   const subnets: SeededSubnet[] = [];
-  for (const [name, az, cidr] of [
-    [`${prefix}nodes-a`, azA, '10.0.0.0/24'],
-    [`${prefix}nodes-b`, azB, '10.0.1.0/24'],
-    [`${prefix}multus-a`, azA, '10.0.2.0/24'],
-    [`${prefix}multus-b`, azB, '10.0.3.0/24'],
-    [`${prefix}storage-a`, azA, '10.0.4.0/24'],
-    [`${prefix}storage-b`, azB, '10.0.5.0/24'],
-  ] as const) {
-    subnets.push(await createSubnet(vpcId, name, az, cidr));
+  const prefixLength = opts.subnetPrefixLength ?? 24;
+  const layout: Array<[string, string]> = [[`${prefix}nodes-a`, azA], [`${prefix}nodes-b`, azB]];
+  for (const name of opts.secondarySubnets ?? ['multus', 'storage']) layout.push([`${prefix}${name}-a`, azA], [`${prefix}${name}-b`, azB]);
+  const block = 2 ** (24 - prefixLength);
+  if (prefixLength < 16 || prefixLength > 24 || layout.length * block > 256) {
+    throw new Error(`${layout.length} subnets of /${prefixLength} do not fit in the VPC's 10.0.0.0/16`);
+  }
+  for (const [j, [name, az]] of layout.entries()) {
+    subnets.push(await createSubnet(vpcId, name, az, `10.0.${j * block}.0/${prefixLength}`));
   }
   const otherVpcSubnet = await createSubnet(otherVpcId, `${prefix}multus-a`, azA, '10.1.2.0/24');
 
@@ -110,28 +123,45 @@ export async function seedWorld(ec2: EC2Client, opts: SeedOptions = {}): Promise
   }
 
   const nodeSubnet = { [azA]: subnets[0]!, [azB]: subnets[1]! };
-  const instances: SeededInstance[] = [];
-  for (let i = 0; i < instanceCount; i++) {
-    const az = i % 3 === 2 ? azB : azA;
+  const launch = async (az: string, count: number, name: string): Promise<SeededInstance[]> => {
     const subnet = required(nodeSubnet[az], `node subnet for ${az}`);
     const out = await ec2.send(new RunInstancesCommand({
       ImageId: SEED_IMAGE_ID,
       InstanceType: SEED_INSTANCE_TYPE,
-      MinCount: 1,
-      MaxCount: 1,
+      MinCount: count,
+      MaxCount: count,
       SubnetId: subnet.id,
-      TagSpecifications: [{ ResourceType: 'instance', Tags: nameTag(`${prefix}node-${i}`) }],
+      TagSpecifications: [{ ResourceType: 'instance', Tags: nameTag(name) }],
     }));
-    const instance = required(out.Instances?.[0], 'Instances[0]');
-    const primary = required(instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0), 'primary network interface');
-    instances.push({
-      id: required(instance.InstanceId, 'InstanceId'),
-      az,
-      subnetId: subnet.id,
-      primaryEniId: required(primary.NetworkInterfaceId, 'NetworkInterfaceId'),
-      primaryMac: required(primary.MacAddress, 'MacAddress'),
-      privateIp: required(primary.PrivateIpAddress, 'PrivateIpAddress'),
+    const launched = out.Instances ?? [];
+    if (launched.length !== count) throw new Error(`RunInstances launched ${launched.length} of ${count} instances`);
+    return launched.map((instance) => {
+      const primary = required(instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0), 'primary network interface');
+      return {
+        id: required(instance.InstanceId, 'InstanceId'),
+        az,
+        subnetId: subnet.id,
+        primaryEniId: required(primary.NetworkInterfaceId, 'NetworkInterfaceId'),
+        primaryMac: required(primary.MacAddress, 'MacAddress'),
+        privateIp: required(primary.PrivateIpAddress, 'PrivateIpAddress'),
+      };
     });
+  };
+  const zoneOf = (i: number) => (i % 3 === 2 ? azB : azA);
+  const instances: SeededInstance[] = [];
+  const batch = opts.launchBatch ?? 1;
+  if (batch <= 1) {
+    for (let i = 0; i < instanceCount; i++) instances.push(...(await launch(zoneOf(i), 1, `${prefix}node-${i}`)));
+  } else {
+    // Per zone in batches, then back into index order (instance i in zoneOf(i)).
+    const launched = new Map<string, SeededInstance[]>();
+    for (const az of [azA, azB]) {
+      const count = Array.from({ length: instanceCount }, (_, i) => i).filter((i) => zoneOf(i) === az).length;
+      const list: SeededInstance[] = [];
+      for (let done = 0; done < count; done += batch) list.push(...(await launch(az, Math.min(batch, count - done), `${prefix}node`)));
+      launched.set(az, list);
+    }
+    for (let i = 0; i < instanceCount; i++) instances.push(required(launched.get(zoneOf(i))!.shift(), `instance ${i}`));
   }
 
   return { region, vpcId, otherVpcId, subnets, otherVpcSubnet, securityGroups, instances };

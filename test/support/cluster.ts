@@ -9,7 +9,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DataConverter } from '@temporalio/common';
 import { API_GROUP, API_VERSION, NODEENI_PLURAL } from '../../common/names.js';
 import type { NodeENIObject, NodeENISpec } from '../../common/types.js';
-import { installRuntime, startWorkers, type RunningWorkers } from '../../workers/bootstrap.js';
+import { installRuntime, startWorkers, type RunningWorkers, type WorkerSpec } from '../../workers/bootstrap.js';
 import { controlWorkerSpecs } from '../../workers/control-worker.js';
 import { nodeAgentWorkerSpec } from '../../workers/node-agent-worker.js';
 import { makeJsonLogger } from '../../workers/logger.js';
@@ -19,10 +19,11 @@ import type { DevicePluginOptions, EntityOptions, ResctrlOptions } from '../../c
 import type { SimHostOptions } from '../../host/sim/sim-host.js';
 import { makeEc2Client, randomAccountId } from '../../sandbox/ec2/client.js';
 import { FaultProxyClient } from '../../sandbox/ec2/fault-client.js';
-import { seedWorld, type World } from '../../sandbox/ec2/seed.js';
+import { seedWorld, type SeedOptions, type World } from '../../sandbox/ec2/seed.js';
 import { registerNodes } from '../../sandbox/kube-nodes.js';
 import { startFakeKubelet } from '../../sandbox/fake-kubelet.js';
 import { createSimulatedNode, type SimulatedNode } from '../../sandbox/simulated-node.js';
+import { startSimulatedFleet, type SimulatedFleet } from '../../sandbox/sim-instance.js';
 import { getBackends, kubeConfigFor, type ProvidedBackends } from './backends.js';
 import { installDeployment, serviceAccountKubeConfig, serviceAccountKubeConfigFile, type Component } from '../../sandbox/kube-install.js';
 import { PROJECT_ROOT } from '../../sandbox/backends/tools.js';
@@ -83,6 +84,8 @@ export interface TestCluster {
   connection: NativeConnection;
   fault: FaultProxyClient;
   nodes: TestNode[];
+  /** The fleet poller, when the cluster simulates its instances with one (`simulation.fleet`). */
+  fleet?: SimulatedFleet;
   /** The label every node of this cluster has; NodeENIs of this test select with it. */
   selectorLabel: string;
   startControlWorker(): Promise<void>;
@@ -120,6 +123,27 @@ export interface ClusterOptions {
   controlDataConverter?: DataConverter;
   controlWorker?: boolean;
   watcher?: boolean;
+  /**
+   * Seeding beyond the instance count (subnet sizes, more secondary subnets,
+   * batched launches), and `direct`: seed straight in moto rather than through
+   * the fault proxy, so no fault, count or throttle applies to it.
+   */
+  seed?: Omit<SeedOptions, 'instances'> & { direct?: boolean };
+  /**
+   * How the simulated instances follow EC2: each one polls moto for its own
+   * ENIs (default, every 200 ms), or with `fleet` one poller asks moto for
+   * every ENI once per interval (`pollMs`, default 500) and updates all hosts:
+   * the benchmark's way to simulate many nodes. `secondaryOnly`: the fleet's
+   * sweeps list only the ENIs in the world's other subnets than the nodes'
+   * own, leaving out the primaries (which never change) and half of moto's work.
+   */
+  simulation?: { fleet?: boolean; pollMs?: number; secondaryOnly?: boolean };
+  /**
+   * The in-process node agents: options merged into each one's Worker (a
+   * benchmark's small pollers and slots), and nodes to start no agent for
+   * (served by a process of their own; startAgent(i) still starts one).
+   */
+  agents?: { worker?: Partial<WorkerSpec>; skip?: (i: number) => boolean };
 }
 
 export async function createTestCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
@@ -130,8 +154,9 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const taskQueue = `control-${runId}`;
   const ec2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 3 });
   const controlEc2 = makeEc2Client({ endpoint: backends.ec2Endpoint, account, maxAttempts: 1 });
-  const world = await seedWorld(ec2, { instances: opts.instances ?? 3 });
   const platformEc2 = makeEc2Client({ endpoint: backends.motoEndpoint, account, maxAttempts: 3 });
+  const { direct, ...seedOptions } = opts.seed ?? {};
+  const world = await seedWorld(direct ? platformEc2 : ec2, { ...seedOptions, instances: opts.instances ?? 3 });
   // The test itself acts as the cluster admin; the components run as the ServiceAccounts deploy/ ships.
   const kc = kubeConfigFor(backends);
   await installDeployment(kc, TEST_INSTALL_OVERLAY);
@@ -141,10 +166,20 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const custom = kc.makeApiClient(CustomObjectsApi);
   const selectorLabel = `${runId}`;
   const nodes: TestNode[] = [];
+  // The simulated instances watch moto directly: their polling is the platform's, not the system's EC2 traffic.
+  const nodeSubnets = new Set(world.instances.map((i) => i.subnetId));
+  const secondarySubnets = world.subnets.filter((s) => !nodeSubnets.has(s.id)).map((s) => s.id);
+  const fleet = opts.simulation?.fleet
+    ? startSimulatedFleet({
+        ec2: platformEc2,
+        pollMs: opts.simulation.pollMs,
+        filters: opts.simulation.secondaryOnly ? [{ Name: 'subnet-id', Values: secondarySubnets }] : undefined,
+      })
+    : undefined;
   for (const [i, inst] of world.instances.entries()) {
     const name = `${runId}-node-${i}`;
-    // The simulated instances watch moto directly: their polling is the platform's, not the system's EC2 traffic.
-    const sim = await createSimulatedNode({ ec2: platformEc2, instanceId: inst.id, primaryMac: inst.primaryMac, pollMs: 200, host: opts.resctrl?.host });
+    const follow = fleet ? { fleet } : { ec2: platformEc2, pollMs: opts.simulation?.pollMs ?? 200 };
+    const sim = await createSimulatedNode({ ...follow, instanceId: inst.id, primaryMac: inst.primaryMac, host: opts.resctrl?.host });
     nodes.push({ ...sim, name });
   }
   await registerNodes(kc, world.instances.map((inst, i) => ({ name: nodes[i]!.name, instanceId: inst.id, az: inst.az, labels: { 'nodeeni-test': runId } })));
@@ -159,7 +194,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const agents: Array<RunningWorkers | undefined> = [];
   const startAgent = async (i: number) => {
     const n = nodes[i]!;
-    agents[i] ??= await startWorkers(connection, backends.temporalNamespace, [nodeAgentWorkerSpec({ host: n.host, nodeName: n.name })]);
+    agents[i] ??= await startWorkers(connection, backends.temporalNamespace, [{ ...nodeAgentWorkerSpec({ host: n.host, nodeName: n.name }), ...opts.agents?.worker }]);
   };
   const stopAgent = async (i: number) => {
     const a = agents[i];
@@ -167,7 +202,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     if (a) for (const w of a.workers) w.shutdown();
     await a?.done;
   };
-  for (let i = 0; i < nodes.length; i++) await startAgent(i);
+  for (let i = 0; i < nodes.length; i++) if (!opts.agents?.skip?.(i)) await startAgent(i);
   const kubelets = await Promise.all(
     (opts.devicePlugins ?? []).map((pod, i) =>
       pod ? startFakeKubelet({ kc, nodeName: nodes[i]!.name, host: nodes[i]!.host, namespace: pod.namespace, labels: pod.labels, pollMs: 200 }) : undefined,
@@ -177,7 +212,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   let watcher: Watcher | undefined;
 
   const cluster: TestCluster = {
-    runId, account, taskQueue, backends, ec2, world, kc, core, custom, client, connection, fault, nodes, selectorLabel,
+    runId, account, taskQueue, backends, ec2, world, kc, core, custom, client, connection, fault, nodes, fleet, selectorLabel,
     kubeconfigFileFor: (component) => serviceAccountKubeConfigFile(kc, component, path.join(PROJECT_ROOT, '.tmp', `kube-${runId}`)),
     async startControlWorker() {
       if (control) return;
@@ -240,9 +275,10 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     async dispose() {
       await cluster.stopWatcher();
       await cluster.stopControlWorker();
-      for (let i = 0; i < nodes.length; i++) await stopAgent(i);
+      await Promise.all(nodes.map((_, i) => stopAgent(i)));
       for (const k of kubelets) await k?.stop();
       for (const n of nodes) await n.stop();
+      await fleet?.stop();
       await connection.close();
       await clientConnection.close();
     },

@@ -1,17 +1,43 @@
 // Components started as separate processes from their production entry
-// points (so a test can SIGKILL them), configured like the in-process ones
-// and authenticated as the ServiceAccounts deploy/ ships.
-import { startTsProcess, type ManagedProcess } from '../../sandbox/backends/tools.js';
-import { TEST_DEVICE_PLUGIN_OPTIONS, type TestCluster } from './cluster.js';
+// points (so a test can SIGKILL them, or a benchmark measure them), configured
+// like the in-process ones and authenticated as the ServiceAccounts deploy/ ships.
+import path from 'node:path';
+import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../../sandbox/backends/tools.js';
+import { TEST_DEVICE_PLUGIN_OPTIONS, TEST_ENTITY_OPTIONS, type TestCluster } from './cluster.js';
 
-export async function controlWorkerProcess(c: TestCluster): Promise<ManagedProcess> {
+export interface ProcessOptions {
+  /** More environment, over the defaults below. */
+  env?: Record<string, string>;
+  /** Appends the process's output to this file. */
+  logFile?: string;
+  /**
+   * A build of the project (npm run build's layout, e.g. bench/build-dist.ts):
+   * run the compiled entry point with its prebuilt workflow bundle, as the
+   * image does, instead of the TypeScript source through tsx.
+   */
+  dist?: string;
+}
+
+// NODEENI_PROCESS_ECHO=1 shows the processes' log lines in the test output.
+const echo = () => process.env.NODEENI_PROCESS_ECHO === '1';
+
+/** `entry` without extension, e.g. workers/control: from `opts.dist` when given, else the source through tsx. */
+export function startEntryPoint(name: string, entry: string, opts: ProcessOptions & { env: Record<string, string>; stdin?: boolean }): ManagedProcess {
+  const common = { echo: echo(), logFile: opts.logFile, env: opts.env, stdin: opts.stdin };
+  if (opts.dist) return startProcess(name, process.execPath, [path.join(opts.dist, `${entry}.js`)], { cwd: PROJECT_ROOT, ...common });
+  return startTsProcess(name, `${entry}.ts`, common);
+}
+
+function temporalEnv(c: TestCluster): Record<string, string> {
+  return { TEMPORAL_ADDRESS: c.backends.temporalAddress, TEMPORAL_NAMESPACE: c.backends.temporalNamespace };
+}
+
+export async function controlWorkerProcess(c: TestCluster, opts: ProcessOptions = {}): Promise<ManagedProcess> {
   const { configMap } = TEST_DEVICE_PLUGIN_OPTIONS;
-  return startTsProcess('control-worker', 'workers/control.ts', {
-    // NODEENI_PROCESS_ECHO=1 shows the process's log lines in the test output.
-    echo: process.env.NODEENI_PROCESS_ECHO === '1',
+  return startEntryPoint('control-worker', 'workers/control', {
+    ...opts,
     env: {
-      TEMPORAL_ADDRESS: c.backends.temporalAddress,
-      TEMPORAL_NAMESPACE: c.backends.temporalNamespace,
+      ...temporalEnv(c),
       CONTROL_TASK_QUEUE: c.taskQueue,
       AWS_REGION: 'us-east-1',
       AWS_ENDPOINT_URL_EC2: c.backends.ec2Endpoint,
@@ -21,8 +47,39 @@ export async function controlWorkerProcess(c: TestCluster): Promise<ManagedProce
       DEVICE_PLUGIN_NAMESPACES: TEST_DEVICE_PLUGIN_OPTIONS.namespaces.join(','),
       DEVICE_PLUGIN_SELECTORS: TEST_DEVICE_PLUGIN_OPTIONS.labelSelectors.join(','),
       ...(configMap ? { DEVICE_PLUGIN_CONFIGMAP: `${configMap.namespace}/${configMap.name}` } : {}),
-      NODEENI_WORKFLOWS_FROM_SOURCE: '1',
+      // From source the workflows are bundled at start; a build has its bundle.
+      ...(opts.dist ? {} : { NODEENI_WORKFLOWS_FROM_SOURCE: '1' }),
       LOG_LEVEL: 'WARN',
+      ...opts.env,
+    },
+  });
+}
+
+/**
+ * The watcher (watcher/main.ts) for this cluster's NodeENIs, as the watcher
+ * ServiceAccount. `timings`: the in-process watcher's short test clocks
+ * (TEST_ENTITY_OPTIONS, default), or the shipped defaults.
+ */
+export async function watcherProcess(c: TestCluster, opts: ProcessOptions & { timings?: 'test' | 'shipped' } = {}): Promise<ManagedProcess> {
+  const t = TEST_ENTITY_OPTIONS;
+  const testTimings: Record<string, string> = {
+    RESYNC_SECONDS: String(t.resyncSeconds),
+    DETACH_TIMEOUT_SECONDS: String(Math.ceil(t.detachTimeoutMs! / 1000)),
+    NODE_AGENT_START_TIMEOUT_SECONDS: String(Math.ceil(t.nodeAgentStartTimeoutMs! / 1000)),
+    FAILURE_BACKOFF_SECONDS: String(t.failureBackoffSeconds),
+    PROVISION_DEADLINE_SECONDS: String(t.provisionDeadlineSeconds),
+  };
+  return startEntryPoint('watcher', 'watcher/main', {
+    ...opts,
+    env: {
+      ...temporalEnv(c),
+      CONTROL_TASK_QUEUE: c.taskQueue,
+      KUBECONFIG: await c.kubeconfigFileFor('nodeeni-watcher'),
+      CLUSTER_NAME: c.runId,
+      NODEENI_LABEL_SELECTOR: `nodeeni-test=${c.runId}`,
+      ...(opts.timings === 'shipped' ? {} : testTimings),
+      LOG_LEVEL: 'WARN',
+      ...opts.env,
     },
   });
 }
