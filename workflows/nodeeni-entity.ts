@@ -215,6 +215,8 @@ class NodeEniEntity {
     this.applyFinished();
     for (const key of this.repairedKeys.splice(0)) await this.nodeDrift.repaired(key);
 
+    // v3 reads EC2's ENIs while it reads the object: one round trip less on every pass.
+    const listing = this.v3 ? pacedEc2().read.listManagedEnis({ nodeEniUid: uid }) : undefined;
     const observed = await kube.observeNodeEni({ name, uid });
     const alive = observed.exists && !observed.deleting;
     const instanceIds = [...new Set(observed.nodes.map((n) => n.instanceId).filter((i): i is string => !!i))];
@@ -223,7 +225,7 @@ class NodeEniEntity {
     let managed: ManagedEni[];
     if (this.v3) {
       ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds) : { instances: [], resolved: [] });
-      managed = await pacedEc2().read.listManagedEnis({ nodeEniUid: uid });
+      managed = await listing!;
       if (this.adoption) managed = await this.adoption.pass({ observed, instances, resolved, managed, fullReadAt: this.seen.fullAt });
     } else {
       instances = alive ? await ec2.describeInstances({ instanceIds }) : [];

@@ -141,14 +141,18 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
         },
       });
     }
-    // EC2 attaches with DeleteOnTermination off: one call only when the spec wants it on, or an adopted attachment differs.
+    // EC2 attaches with DeleteOnTermination off: one call only when the spec wants it on, or an adopted
+    // attachment differs; made while the attachment completes (a refusal while attaching, IncorrectState, is retried).
     const deleteOnTermination = att.attachedNow ? false : current?.deleteOnTermination;
-    if (deleteOnTermination !== input.deleteOnTermination) {
-      await call.modify.setDeleteOnTermination.executeWithOptions({ summary: `DeleteOnTermination=${input.deleteOnTermination} on ${eni.eniId}` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId, deleteOnTermination: input.deleteOnTermination }]);
-    }
-    const attached = !att.attachedNow && current?.status === 'attached'
-      ? { macAddress: eni.macAddress, deviceIndex: current.deviceIndex }
-      : await ec2Waits.waitForAttachment.executeWithOptions({ summary: `wait until ${eni.eniId} is attached` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId }]);
+    const settingDot = deleteOnTermination !== input.deleteOnTermination
+      ? call.modify.setDeleteOnTermination.executeWithOptions({ summary: `DeleteOnTermination=${input.deleteOnTermination} on ${eni.eniId}` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId, deleteOnTermination: input.deleteOnTermination }])
+      : Promise.resolve();
+    const [attached] = await Promise.all([
+      !att.attachedNow && current?.status === 'attached'
+        ? Promise.resolve({ macAddress: eni.macAddress, deviceIndex: current.deviceIndex })
+        : ec2Waits.waitForAttachment.executeWithOptions({ summary: `wait until ${eni.eniId} is attached` }, [{ eniId: eni.eniId, attachmentId: att.attachmentId }]),
+      settingDot,
+    ]);
     if (att.attachedNow) {
       await record('Normal', 'ENIAttached', `attached ${eni.eniId} to ${key.instanceId} (node ${key.nodeName}) at device index ${att.deviceIndex}`);
     }
