@@ -56,19 +56,7 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer>
   const namespace = opts.namespace ?? 'default';
   const [port, uiPort] = [await freePort(), await freePort()];
   const address = `127.0.0.1:${port}`;
-  const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--ui-port', String(uiPort),
-    '--namespace', namespace,
-    '--log-level', 'warn',
-    '--ui-disable-news-fetch',
-    ...(opts.ui ? [] : ['--headless']),
-    ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
-    ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
-    ...[...DYNAMIC_CONFIG, ...(opts.dynamicConfig ?? [])].flatMap((kv) => ['--dynamic-config-value', kv]),
-  ];
+  const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace, ui: opts.ui, dbFile: opts.dbFile, dynamicConfig: opts.dynamicConfig });
   const proc = startProcess('temporal', requireTool(TOOL.temporal), args, { echo: opts.echo });
   try {
     await waitUntil('temporal dev server', () => namespaceReachable(address, namespace), { timeoutMs: READY_TIMEOUT_MS, proc });
@@ -85,7 +73,25 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer>
   };
 }
 
-async function namespaceReachable(address: string, namespace: string): Promise<boolean> {
+/** The dev server's command line, shared with the soak's restarts (sandbox/soak/temporal-restart.ts). */
+export function devServerArgs(o: { ip: string; port: number; uiPort: number; namespace: string; ui?: boolean; dbFile?: string; dynamicConfig?: string[] }): string[] {
+  return [
+    'server', 'start-dev',
+    '--ip', o.ip,
+    '--port', String(o.port),
+    '--ui-port', String(o.uiPort),
+    '--namespace', o.namespace,
+    '--log-level', 'warn',
+    '--ui-disable-news-fetch',
+    ...(o.ui ? [] : ['--headless']),
+    ...(o.dbFile ? ['--db-filename', o.dbFile] : []),
+    ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
+    ...[...DYNAMIC_CONFIG, ...(o.dynamicConfig ?? [])].flatMap((kv) => ['--dynamic-config-value', kv]),
+  ];
+}
+
+/** The frontend answers and the namespace exists. */
+export async function namespaceReachable(address: string, namespace: string): Promise<boolean> {
   const connection = await Connection.connect({ address, connectTimeout: '2s' });
   try {
     await connection.workflowService.getSystemInfo({});

@@ -2,17 +2,9 @@
 // Temporal outage and recovery would look to workers and clients: the first
 // server (started by startBackends) is stopped, a new `temporal server
 // start-dev` opens the same SQLite file on the same frontend port.
-import { Connection } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
-import { ALL_SEARCH_ATTRIBUTES } from '../../common/search-attributes.js';
 import { TOOL, freePort, requireTool, startProcess, waitUntil, type ManagedProcess } from '../backends/tools.js';
-
-// The same dynamic config the backends start the dev server with (sandbox/backends/temporal.ts).
-const DYNAMIC_CONFIG = [
-  'frontend.enableServerVersionCheck=false',
-  'frontend.enableUpdateWorkflowExecution=true',
-  'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-];
+// The same command line as the first start, so a restarted server behaves the same.
+import { devServerArgs, namespaceReachable } from '../backends/temporal.js';
 
 export interface RestartableTemporal {
   /** host:port, the same across restarts. */
@@ -30,22 +22,10 @@ export function restartableTemporal(first: { address: string; namespace: string;
   let restarts = 0;
 
   const startOnce = async (): Promise<ManagedProcess> => {
-    const args = [
-      'server', 'start-dev',
-      '--ip', host ?? '127.0.0.1',
-      '--port', String(port),
-      '--ui-port', String(await freePort()),
-      '--namespace', first.namespace,
-      '--log-level', 'warn',
-      '--ui-disable-news-fetch',
-      '--headless',
-      '--db-filename', dbFile,
-      ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
-      ...DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
-    ];
+    const args = devServerArgs({ ip: host ?? '127.0.0.1', port, uiPort: await freePort(), namespace: first.namespace, dbFile });
     const proc = startProcess('temporal', requireTool(TOOL.temporal), args, { logFile: opts.logFile });
     try {
-      await waitUntil('restarted temporal dev server', () => reachable(first.address, first.namespace), { timeoutMs: 60_000, proc });
+      await waitUntil('restarted temporal dev server', () => namespaceReachable(first.address, first.namespace), { timeoutMs: 60_000, proc });
     } catch (err) {
       await proc.stop();
       throw err;
@@ -78,15 +58,4 @@ export function restartableTemporal(first: { address: string; namespace: string;
     },
     stop: () => current.stop(),
   };
-}
-
-async function reachable(address: string, namespace: string): Promise<boolean> {
-  const connection = await Connection.connect({ address, connectTimeout: '2s' });
-  try {
-    await connection.workflowService.getSystemInfo({});
-    await connection.workflowService.describeNamespace({ namespace });
-    return true;
-  } finally {
-    await connection.close();
-  }
 }
