@@ -428,6 +428,77 @@ export interface VerifyInterfacesResult {
 }
 
 // ---------------------------------------------------------------------------
+// Leaked-ENI sweeper (workflows/sweeper.ts), started by a Temporal Schedule
+
+export interface SweepOptions {
+  /** Only ENIs tagged with this cluster (the watcher's CLUSTER_NAME) are looked at. */
+  clusterName: string;
+  /** ENIs younger than this by their created-at tag are left alone; one without the tag is never swept. */
+  graceSeconds: number;
+  /** Report what would be deleted, delete nothing. */
+  dryRun: boolean;
+  /** ENIs per page: one describe, one ownership check and that page's deletes (default 200, 5 to 1000). */
+  pageSize?: number;
+  /** Entries kept in each list of the result; the counts stay exact (default 500). */
+  maxListed?: number;
+  /** Continue-as-new between pages once the history passes this (default 4000; sooner when Temporal suggests it). */
+  maxHistoryLength?: number;
+}
+
+export interface SweepInput extends SweepOptions {
+  /** Where a continued run picks up: the next page, and what the earlier runs found. */
+  progress?: { nextToken: string; result: SweepResult };
+}
+
+/** Why an ENI was deleted (or, in a dry run, would be). */
+export type SweepDeleteReason = 'Orphaned' | 'Leaked';
+/** Why an ENI of ours was left alone. */
+export type SweepSkipReason = 'InUse' | 'NoCreatedAt' | 'TooYoung' | 'Owned';
+
+export interface SweptEni {
+  eniId: string;
+  why: SweepDeleteReason;
+  nodeEniName?: string;
+  nodeEniUid?: string;
+  node?: string;
+  createdAt?: string;
+  /** The reason force-finish wrote on the leaked tag. */
+  leakedReason?: string;
+  /** It was gone already when the sweeper deleted it. */
+  alreadyGone?: boolean;
+}
+
+export interface SkippedEni {
+  eniId: string;
+  reason: SweepSkipReason;
+  detail: string;
+}
+
+export interface FailedEni {
+  eniId: string;
+  reason: string;
+  message: string;
+}
+
+export interface SweepResult {
+  clusterName: string;
+  dryRun: boolean;
+  graceSeconds: number;
+  startedAt: string;
+  finishedAt?: string;
+  /** ENIs with our managed-by and cluster tags that were looked at. */
+  examined: number;
+  pages: number;
+  /** Deleted ENIs; in a dry run, the ones that would be. */
+  deleted: SweptEni[];
+  skipped: SkippedEni[];
+  failed: FailedEni[];
+  counts: { deleted: number; failed: number; skipped: Partial<Record<SweepSkipReason, number>> };
+  /** A list reached maxListed: the counts are complete, the lists are not. */
+  truncated: boolean;
+}
+
+// ---------------------------------------------------------------------------
 // Messages
 
 /** "Something about this NodeENI or its nodes changed": the entity re-reads everything. */

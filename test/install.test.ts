@@ -82,7 +82,7 @@ patches:
     patch: |-
       - op: add
         path: /metadata/annotations
-        value: { eks.amazonaws.com/role-arn: "${OPTIONS.roleArn}" }${env('worker', 'nodeeni-control-worker', { ...temporal, AWS_REGION: OPTIONS.region, DEVICE_PLUGIN_NAMESPACES: OPTIONS.devicePluginNamespaces.join(',') })}${env('watcher', 'nodeeni-watcher', { ...temporal, CLUSTER_NAME: OPTIONS.clusterName })}${env('agent', 'nodeeni-node-agent', temporal)}
+        value: { eks.amazonaws.com/role-arn: "${OPTIONS.roleArn}" }${env('worker', 'nodeeni-control-worker', { ...temporal, AWS_REGION: OPTIONS.region, DEVICE_PLUGIN_NAMESPACES: OPTIONS.devicePluginNamespaces.join(','), CLUSTER_NAME: OPTIONS.clusterName })}${env('watcher', 'nodeeni-watcher', { ...temporal, CLUSTER_NAME: OPTIONS.clusterName })}${env('agent', 'nodeeni-node-agent', temporal)}
 `,
     'device-plugin-rbac.yaml': `apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -132,6 +132,7 @@ const HELM_EVERYTHING = {
     createSearchAttributes: true,
   },
   devicePlugin: { ...HELM_AS_OVERLAY.devicePlugin, selectors: ['app=sriov-device-plugin'] },
+  sweeper: { enabled: false, intervalSeconds: 900, graceSeconds: 7200, dryRun: true },
   controlWorker: {
     replicas: 3,
     resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } },
@@ -520,6 +521,11 @@ describe('the chart\'s environment, read by the components\' own configuration (
       DEVICE_PLUGIN_CONFIGMAP: `${OPTIONS.configMap.namespace}/${OPTIONS.configMap.name}`,
       TEMPORAL_CREATE_SEARCH_ATTRIBUTES: 'true',
       LOG_LEVEL: 'DEBUG',
+      CLUSTER_NAME: OPTIONS.clusterName,
+      SWEEP_ENABLED: 'false',
+      SWEEP_INTERVAL_SECONDS: '900',
+      SWEEP_GRACE_SECONDS: '7200',
+      SWEEP_DRY_RUN: 'true',
     });
     expect(cw.spec.template.spec.containers[0].resources).toEqual(HELM_EVERYTHING.controlWorker.resources);
     expect(cw.spec.template.spec.tolerations).toEqual(HELM_EVERYTHING.controlWorker.tolerations);

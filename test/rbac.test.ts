@@ -69,7 +69,8 @@ const WATCHER_CLUSTER = [
   ...expand('core/pods', ['get', 'list', 'watch']),
 ];
 const CONTROL_CLUSTER = [
-  ...expand('networking.k8s.aws/nodeenis', ['get', 'patch']),
+  // list: the leaked-ENI sweeper's ownership check.
+  ...expand('networking.k8s.aws/nodeenis', ['get', 'list', 'patch']),
   ...expand('networking.k8s.aws/nodeenis/status', ['get', 'patch']),
   ...expand('core/nodes', ['get', 'list']),
   ...expand('core/nodes/status', ['get']),

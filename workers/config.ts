@@ -5,7 +5,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_CONTROL_TASK_QUEUE } from '../common/names.js';
+import { DEFAULT_CONTROL_TASK_QUEUE, DEFAULT_SWEEPER_SCHEDULE_ID } from '../common/names.js';
 import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH } from '../common/device-plugin.js';
 import { validateDevicePluginConfigPath } from '../activities/node/device-plugin-activities.js';
 import { DEFAULT_DEVICE_PLUGIN_NAMESPACES, DEFAULT_DEVICE_PLUGIN_SELECTORS } from '../activities/kube/device-plugin-activities.js';
@@ -182,6 +182,17 @@ export const controlConfigSchema = z.object({
   EC2_READ_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   /** Create missing custom search attributes at start (needs operator rights on the namespace). */
   TEMPORAL_CREATE_SEARCH_ATTRIBUTES: trueFalse.default('false').transform((v) => v === 'true'),
+  /** The watcher's CLUSTER_NAME: the leaked-ENI sweeper looks only at ENIs tagged with it. */
+  CLUSTER_NAME: z.string().min(1).max(255).default('default'),
+  /** The leaked-ENI sweeper's Schedule runs; false keeps it, paused (`nodeeni sweep` still works). */
+  SWEEP_ENABLED: trueFalse.default('true').transform((v) => v === 'true'),
+  SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(3600),
+  /** ENIs younger than this are never swept (their owner may not be visible yet). */
+  SWEEP_GRACE_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(1800),
+  /** Scheduled sweeps only report what they would delete. */
+  SWEEP_DRY_RUN: trueFalse.default('false').transform((v) => v === 'true'),
+  /** One Schedule per installation: installations sharing a Temporal namespace need different IDs. */
+  SWEEP_SCHEDULE_ID: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'letters, digits, ".", "_" and "-"').default(DEFAULT_SWEEPER_SCHEDULE_ID),
 }).superRefine(checkTemporalConnection, ALWAYS);
 
 export const watcherConfigSchema = z.object({

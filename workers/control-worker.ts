@@ -4,6 +4,8 @@ import type { DataConverter } from '@temporalio/common';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createEc2Activities } from '../activities/ec2/ec2-activities.js';
 import { createKubeActivities } from '../activities/kube/kube-activities.js';
+import { createSweeperEc2Activities } from '../activities/ec2/sweeper-activities.js';
+import { createSweeperKubeActivities } from '../activities/kube/nodeeni-owners.js';
 import { createDevicePluginKubeActivities } from '../activities/kube/device-plugin-activities.js';
 import { createDevicePluginConfigMapActivities } from '../activities/kube/device-plugin-configmap.js';
 import { createPodActivities } from '../activities/kube/pod-activities.js';
@@ -39,7 +41,8 @@ export const DEFAULT_EC2_RATES = { mutatingPerSecond: 5, readPerSecond: 10 };
  * limit paces that API for every control worker together.
  */
 export function controlWorkerSpecs(deps: ControlWorkerDeps): WorkerSpec[] {
-  const ec2 = createEc2Activities({ ec2: deps.ec2, pollMs: deps.ec2PollMs });
+  // The sweeper's listing runs on the paced read queue with the reconciler's describes.
+  const ec2 = { ...createEc2Activities({ ec2: deps.ec2, pollMs: deps.ec2PollMs }), ...createSweeperEc2Activities({ ec2: deps.ec2 }) };
   const common = { ...(deps.identity ? { identity: deps.identity } : {}), ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}) };
   const paced = EC2_APIS.map((api): WorkerSpec => ({
     taskQueue: ec2TaskQueue(deps.taskQueue, api),
@@ -66,6 +69,7 @@ function controlWorkerSpec(deps: ControlWorkerDeps, ec2: ReturnType<typeof creat
       ...createPodActivities({ kc: deps.kc }),
       ...createDevicePluginStarter({ taskQueue: deps.taskQueue, options: deps.devicePlugin }),
       ...createChildStatusActivities(),
+      ...createSweeperKubeActivities({ kc: deps.kc }),
     },
   };
 }

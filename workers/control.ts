@@ -1,5 +1,6 @@
 // Entry point of the control worker process (a Deployment in the cluster).
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { Client } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
 import { connectChecked, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
@@ -8,6 +9,8 @@ import { controlWorkerSpecs } from './control-worker.js';
 import { describeTemporal, temporalSettings } from './temporal-connection.js';
 import { startOrExit } from './temporal-startup.js';
 import { defaultWorkflowSource } from './workflow-source.js';
+import { dataConverter } from './payload-codec.js';
+import { ensureSweeperSchedule } from './sweeper-schedule.js';
 
 const config = loadConfig(controlConfigSchema);
 const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
@@ -48,5 +51,13 @@ const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE,
   }),
 );
 logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
+// After the workers poll, so the first sweep finds one. A failure does not stop the worker (its main work
+// goes on); it is logged until a restart succeeds: leaked ENIs then wait for `nodeeni sweep`.
+const sweeper = { scheduleId: config.SWEEP_SCHEDULE_ID, taskQueue: config.CONTROL_TASK_QUEUE, enabled: config.SWEEP_ENABLED, intervalSeconds: config.SWEEP_INTERVAL_SECONDS,
+  sweep: { clusterName: config.CLUSTER_NAME, graceSeconds: config.SWEEP_GRACE_SECONDS, dryRun: config.SWEEP_DRY_RUN } };
+await ensureSweeperSchedule(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), sweeper).then(
+  (how) => logger.info(`leaked-ENI sweeper schedule ${how}`, { scheduleId: sweeper.scheduleId, enabled: sweeper.enabled, intervalSeconds: sweeper.intervalSeconds, ...sweeper.sweep }),
+  (err) => logger.error('could not create or update the leaked-ENI sweeper schedule; leaked ENIs are not swept until a restart succeeds', { scheduleId: sweeper.scheduleId, error: String(err) }),
+);
 shutdownOnSignals(logger, () => running.shutdown());
 await running.done;

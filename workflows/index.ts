@@ -4,3 +4,4 @@ export { provisionAttachment } from './provision-attachment.js';
 export { teardownAttachment } from './teardown-attachment.js';
 export { devicePluginNode } from './device-plugin-node.js';
 export { resctrlNode } from './resctrl-node.js';
+export { sweepLeakedEnis } from './sweeper.js';

@@ -6,6 +6,8 @@ import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
 import type { DevicePluginStarterActivities } from '../activities/temporal/device-plugin-starter.js';
 import type { ChildStatusActivities } from '../activities/temporal/child-status.js';
+import type { SweeperEc2Activities } from '../activities/ec2/sweeper-activities.js';
+import type { SweeperKubeActivities } from '../activities/kube/nodeeni-owners.js';
 import { ec2TaskQueue, nodeTaskQueue, type Ec2Api } from '../common/names.js';
 
 /** EC2 calls retry until they succeed or fail for good; a stuck teardown is ended by force-finish. */
@@ -39,6 +41,28 @@ export function pacedEc2(undo = false) {
   const on = (api: Ec2Api) => proxyActivities<Ec2Activities>({ ...(undo ? EC2_UNDO : EC2_CALL), taskQueue: ec2TaskQueue(workflowInfo().taskQueue, api) });
   return { create: on('create'), attach: on('attach'), modify: on('modify'), detach: on('detach'), delete: on('delete'), read: on('read') };
 }
+
+/**
+ * The leaked-ENI sweeper's EC2 calls, paced like every other. Bounded: an ENI
+ * that keeps refusing deletion is reported and the sweep goes on with the
+ * others; a listing that keeps failing fails this sweep, and the Schedule's
+ * next run tries again.
+ */
+export function pacedSweeperEc2() {
+  const queue = (api: Ec2Api) => ec2TaskQueue(workflowInfo().taskQueue, api);
+  return {
+    read: proxyActivities<SweeperEc2Activities>({ ...EC2_CALL, scheduleToCloseTimeout: '10m', taskQueue: queue('read') }),
+    delete: proxyActivities<Pick<Ec2Activities, 'deleteEni'>>({ ...EC2_CALL, retry: { ...EC2_CALL.retry, maximumAttempts: 6 }, taskQueue: queue('delete') }),
+  };
+}
+
+/** Which NodeENIs exist, for the sweeper; a Kubernetes API that stays away fails the sweep. */
+export const sweeperKube = proxyActivities<SweeperKubeActivities>({
+  startToCloseTimeout: '60s',
+  scheduleToCloseTimeout: '10m',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
 
 /**
  * Undo steps of a provisioning saga: bounded, because a provisioning must end.

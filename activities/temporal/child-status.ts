@@ -13,8 +13,8 @@ type PendingActivity = NonNullable<Awaited<ReturnType<ReturnType<ReturnType<type
 const millis = (t: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined =>
   t?.seconds === undefined || t.seconds === null ? undefined : Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
 
-/** The first pending activity that has failed at least once: what the child is stuck on. */
-function retryOf(pending: PendingActivity[] | null | undefined): StepRetry | undefined {
+/** The first pending activity that has failed at least once: what the child is stuck on (also for `nodeeni explain`). */
+export function retryOf(pending: PendingActivity[] | null | undefined): StepRetry | undefined {
   const failing = (pending ?? []).find((a) => (a.attempt ?? 0) > 1 && a.lastFailure);
   if (!failing) return undefined;
   const f = failing.lastFailure!;

@@ -76,3 +76,40 @@ export function rewriteAttachments(xml: string, overrides: ReadonlyMap<string, A
     return `<attachment>${rewritten}</attachment>`;
   });
 }
+
+/** The `<item>` elements directly inside `body` (nested lists, such as an ENI's tagSet, have items of their own). */
+function topLevelItems(body: string): string[] {
+  const items: string[] = [];
+  const tags = /<(\/?)item>/g;
+  let depth = 0;
+  let start = -1;
+  for (let m = tags.exec(body); m; m = tags.exec(body)) {
+    if (m[1] === '') {
+      if (depth++ === 0) start = m.index;
+    } else if (--depth === 0) {
+      items.push(body.slice(start, m.index + m[0].length));
+    }
+  }
+  return items;
+}
+
+/**
+ * One page of a DescribeNetworkInterfaces reply, the way EC2 pages it (moto
+ * answers everything at once): at most `max` ENIs, those after the ENI the
+ * token names, in ENI-ID order, so ENIs deleted between two pages make the
+ * next page skip none; a `<nextToken>` when more follow.
+ */
+export function pageNetworkInterfaces(xml: string, max: number, after: string | undefined): string {
+  const open = '<networkInterfaceSet>';
+  const close = '</networkInterfaceSet>';
+  const start = xml.indexOf(open);
+  const end = xml.lastIndexOf(close);
+  if (start < 0 || end < start) return xml;
+  const items = topLevelItems(xml.slice(start + open.length, end))
+    .map((item) => ({ id: firstTagText(item, 'networkInterfaceId') ?? '', item }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+  const rest = after === undefined ? items : items.filter((i) => i.id.localeCompare(after) > 0);
+  const page = rest.slice(0, max);
+  const token = rest.length > max ? `<nextToken>${escapeXml(page[page.length - 1]!.id)}</nextToken>` : '';
+  return `${xml.slice(0, start + open.length)}${page.map((i) => i.item).join('')}${close}${token}${xml.slice(end + close.length)}`;
+}

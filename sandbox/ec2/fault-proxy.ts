@@ -161,6 +161,7 @@ const fidelitySchema = z
     enabled: z.boolean().optional(),
     attachDelayMs: z.number().int().nonnegative().optional(),
     detachDelayMs: z.number().int().nonnegative().optional(),
+    paginate: z.boolean().optional(),
   })
   .strict();
 

@@ -19,6 +19,7 @@ import {
   ec2ErrorReply,
   ec2ReturnTrueReply,
   firstTagText,
+  pageNetworkInterfaces,
   rewriteAttachments,
   type AttachmentOverride,
   type Ec2Reply,
@@ -52,6 +53,12 @@ export interface FidelitySettings {
   attachDelayMs: number;
   /** For this long after a detach, its attachment reports `detaching` and the ENI stays in use. 0 = off. */
   detachDelayMs: number;
+  /**
+   * DescribeNetworkInterfaces honours MaxResults and NextToken as EC2 does
+   * (moto answers everything at once). Off unless asked for, so the traffic
+   * other tests and the benchmark measure stays as it was.
+   */
+  paginate: boolean;
 }
 
 type TransitionStatus = 'attaching' | 'detaching';
@@ -130,7 +137,7 @@ function inUse(eniId: string): Ec2Reply {
 }
 
 export class Ec2Fidelity {
-  private current: FidelitySettings = { enabled: true, attachDelayMs: 0, detachDelayMs: 0 };
+  private current: FidelitySettings = { enabled: true, attachDelayMs: 0, detachDelayMs: 0, paginate: false };
   private readonly inspectors = new Map<string, EC2Client>();
   private readonly transitions = new Map<string, Transition>();
   private readonly tokens = new Map<string, TokenRecord>();
@@ -382,10 +389,17 @@ export class Ec2Fidelity {
     for (const [attachmentId, value] of this.deleteOnTermination.inScope(scope)) {
       overrides.set(attachmentId, { ...overrides.get(attachmentId), deleteOnTermination: value });
     }
-    if (overrides.size === 0) return x.forward();
+    const p = x.call.params;
+    const page = this.current.paginate && x.call.action === 'DescribeNetworkInterfaces' && p.has('MaxResults')
+      ? { max: Number(p.get('MaxResults')), after: p.get('NextToken') ?? undefined }
+      : undefined;
+    if (overrides.size === 0 && !page) return x.forward();
     const reply = await x.fetchUpstream();
     if (reply.status !== 200) return x.send(reply);
-    x.send({ ...reply, body: Buffer.from(rewriteAttachments(reply.body.toString(), overrides)) });
+    let body = reply.body.toString();
+    if (overrides.size > 0) body = rewriteAttachments(body, overrides);
+    if (page) body = pageNetworkInterfaces(body, page.max, page.after);
+    x.send({ ...reply, body: Buffer.from(body) });
   }
 }
 

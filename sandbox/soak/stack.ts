@@ -197,6 +197,8 @@ export function createStack(opts: StackOptions): StackHandle {
 
       const controlWorker = component('control-worker', 'control-worker', 'workers/control.ts', {
         CONTROL_TASK_QUEUE: DEFAULT_CONTROL_TASK_QUEUE, KUBECONFIG: controlKubeconfig,
+        // The watcher's cluster name below: the leaked-ENI sweeper looks at the ENIs tagged with it.
+        CLUSTER_NAME: 'sandbox',
         // The simulated plugin pods run in kube-system, the namespace the base grants the restart in.
         DEVICE_PLUGIN_NAMESPACES: 'kube-system',
         ...opts.controlEnv,
