@@ -81,3 +81,39 @@ describe('drift after a node reboot', () => {
     await eventually('gone', async () => (await c.getNodeEni('dpdk')) === undefined, 60_000);
   });
 });
+
+describe('drift after a reboot the kubelet reports', () => {
+  let k: TestCluster;
+  beforeAll(async () => {
+    // A resync far beyond the test: only the watcher's signal can start the check.
+    k = await createTestCluster({ instances: 1, entityOptions: { resyncSeconds: 3600, childCheckSeconds: 1 } });
+  });
+  afterAll(async () => {
+    await k?.dispose();
+  });
+
+  it('a new bootID on the Node makes the entity check the node at once', async () => {
+    const node = k.nodes[0]!;
+    const obj = await k.createNodeEni('boot', { nodeSelector: { 'nodeeni-test': k.runId }, subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], mtu: 9001 });
+    await eventually('Ready', async () => isReady(await k.getNodeEni('boot'), 1), 60_000);
+    const [eni] = await enisOf(k.ec2, obj.metadata.uid);
+
+    node.host.reboot();
+    const rebootedAt = Date.now();
+    // What the kubelet does when it starts again after the reboot.
+    const current = await k.core.readNodeStatus({ name: node.name });
+    current.status = { ...current.status, nodeInfo: { ...(current.status?.nodeInfo ?? {}), bootID: `boot-${rebootedAt}` } as never };
+    await k.core.replaceNodeStatus({ name: node.name, body: current });
+
+    await eventually('re-applied', async () => {
+      const iface = node.host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
+      return iface?.mtu === 9001 && iface.up && isReady(await k.getNodeEni('boot'), 1);
+    }, 30_000);
+    console.log(`[drift] reboot reported by bootID: re-applied ${Date.now() - rebootedAt} ms after the reboot (resync 3600 s)`);
+    expect((await eventsFor(k.core, obj.metadata.uid)).map((e) => e.reason)).toContain('DriftRepaired');
+
+    await k.deleteNodeEni('boot');
+    await eventually('gone', async () => (await k.getNodeEni('boot')) === undefined, 60_000);
+  });
+});
+

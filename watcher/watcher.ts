@@ -48,8 +48,13 @@ export interface Watcher {
 
 type NodeENIItem = NodeENIObject & KubernetesObject;
 
+/**
+ * What about a node concerns its NodeENIs: its labels, its instance, and its boot (the kubelet
+ * reports a new bootID after a reboot, which resets MTUs, links and DPDK bindings: the entities
+ * then check the node for drift at once instead of at their next resync).
+ */
 function nodeFingerprint(node: V1Node): string {
-  return JSON.stringify([node.metadata?.labels ?? {}, node.spec?.providerID ?? '']);
+  return JSON.stringify([node.metadata?.labels ?? {}, node.spec?.providerID ?? '', node.status?.nodeInfo?.bootID ?? '']);
 }
 
 function nodeEniFingerprint(o: NodeENIItem): string {
