@@ -264,31 +264,40 @@ async function churnScenario(): Promise<unknown> {
   const host = countingReads(new RealHost('/'), readErrors);
   const lines: string[] = [];
   for (let i = 0; i < 3000; i++) lines.push(`link add z${i % 50} type ifb`, `link del z${i % 50}`);
-  const churn = spawn('ip', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let churnDone = false;
   let churnError = '';
-  const exited = new Promise<void>((resolve) => {
-    churn.on('close', () => {
-      churnDone = true;
-      resolve();
+  let churn: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  /** One batch of adds and deletes; another starts if the scan has not met the race yet (a busy machine is slower to race). */
+  const startChurn = () => {
+    churnDone = false;
+    const child = spawn('ip', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    churn = child;
+    exited = new Promise<void>((resolve) => {
+      child.on('close', () => {
+        churnDone = true;
+        resolve();
+      });
+      child.on('error', (err) => {
+        churnError = err.message;
+        churnDone = true;
+        resolve();
+      });
     });
-    churn.on('error', (err) => {
-      churnError = err.message;
-      churnDone = true;
-      resolve();
+    child.stderr!.on('data', (d: Buffer) => {
+      if (churnError.length < 2000) churnError += d.toString();
     });
-  });
-  churn.stderr.on('data', (d: Buffer) => {
-    if (churnError.length < 2000) churnError += d.toString();
-  });
-  churn.stdin.on('error', () => undefined);
-  churn.stdin.end(`${lines.join('\n')}\n`);
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(`${lines.join('\n')}\n`);
+  };
+  startChurn();
 
   const started = Date.now();
   let scans = 0;
   let wrongResults = 0;
   const failures: Record<string, number> = {};
-  while (!churnDone && Date.now() - started < 6_000 && (readErrors.EINVAL ?? 0) < 5) {
+  while (Date.now() - started < 30_000 && (readErrors.EINVAL ?? 0) < 5 && !churnError) {
+    if (churnDone) startChurn();
     scans++;
     try {
       const found = await findInterfacesByMac(host, MAC_A);
@@ -299,7 +308,7 @@ async function churnScenario(): Promise<unknown> {
     }
   }
   const elapsedMs = Date.now() - started;
-  if (!churnDone) churn.kill('SIGTERM');
+  if (!churnDone) churn?.kill('SIGTERM');
   await exited;
   return { namespaces, scans, elapsedMs, readErrors, failures, wrongResults, churnError: churnError.trim() };
 }
