@@ -140,6 +140,13 @@ class ResctrlNode {
     gauges.reconciled.set(c.reconciled, tags);
     if (pod.group.kind === 'Exists') {
       const mon = await this.node.readPodMonData({ groupPath: pod.group.path });
+      if (mon.groupGone) {
+        // Deleted underneath (a pod with no container left to notice it): make it again; the next pass
+        // assigns its containers. A failing pass here would fail every pass after it.
+        await this.ensureGroup(pod);
+        for (const id of Object.keys(pod.containers)) pod.containers[id] = 'Partial';
+        return;
+      }
       if (mon.llcOccupancy !== undefined) gauges.llc.set(mon.llcOccupancy, tags);
       if (mon.mbmTotalBytes !== undefined) gauges.mbmTotal.set(mon.mbmTotalBytes, tags);
       if (mon.mbmLocalBytes !== undefined) gauges.mbmLocal.set(mon.mbmLocalBytes, tags);

@@ -85,10 +85,12 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
       }
     },
 
-    async readPodMonData(input: { groupPath: string }): Promise<{ llcOccupancy?: number; mbmTotalBytes?: number; mbmLocalBytes?: number }> {
+    /** The group's monitoring data; `groupGone` when the group was deleted underneath (the workflow makes it again). */
+    async readPodMonData(input: { groupPath: string }): Promise<{ llcOccupancy?: number; mbmTotalBytes?: number; mbmLocalBytes?: number; groupGone?: boolean }> {
       try {
         return await readMonData(host, input.groupPath);
       } catch (err) {
+        if (err instanceof ResctrlError && err.kind === 'GroupGone') return { groupGone: true };
         throw failure(err);
       }
     },
