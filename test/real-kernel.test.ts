@@ -306,8 +306,11 @@ describe('the MAC scan while interfaces come and go (real kernel races)', () => 
     await hostBefore();
     const r = await runChild<ChurnResult>(NET_NS, ['churn']);
     expect(r.churnError).toBe('');
-    // The race really happened: net-sysfs answered EINVAL for dying interfaces during the scans.
-    expect(r.readErrors.EINVAL ?? 0, JSON.stringify(r)).toBeGreaterThan(0);
+    // The scans really met interfaces dying underneath them: net-sysfs answers EINVAL (while one is
+    // being unregistered) or ENOENT/ENODEV (once it is gone), depending on how the race falls; a
+    // machine busy with other tests may never hit the EINVAL window in 30 s, the others it always does.
+    const dying = (r.readErrors.EINVAL ?? 0) + (r.readErrors.ENOENT ?? 0) + (r.readErrors.ENODEV ?? 0);
+    expect(dying, JSON.stringify(r)).toBeGreaterThan(0);
     expect(r.failures).toEqual({});
     expect(r.wrongResults).toBe(0);
     expect(r.scans).toBeGreaterThan(0);

@@ -296,7 +296,7 @@ async function churnScenario(): Promise<unknown> {
   let scans = 0;
   let wrongResults = 0;
   const failures: Record<string, number> = {};
-  while (Date.now() - started < 30_000 && (readErrors.EINVAL ?? 0) < 5 && !churnError) {
+  while (Date.now() - started < 20_000 && (readErrors.EINVAL ?? 0) < 5 && !churnError) {
     if (churnDone) startChurn();
     scans++;
     try {
