@@ -143,7 +143,11 @@ export interface AttachEniInput {
 
 export interface Ec2Deps {
   ec2: EC2Client;
-  /** Least time between two shared polls of the ENIs the waiting activities await. */
+  /**
+   * Least time between two shared polls of the ENIs the waiting activities await, per request a
+   * poll sends (200 ENIs each): 5 DescribeNetworkInterfaces per second at most, a quarter of EC2's
+   * describe refill, and a state change seen within 200 ms.
+   */
   pollMs?: number;
 }
 
@@ -211,7 +215,7 @@ export function clientTokenFor(attemptId: string): string {
   return `nodeeni-${createHash('sha256').update(attemptId).digest('hex').slice(0, 48)}`;
 }
 
-export function createEc2Activities({ ec2, pollMs = 500 }: Ec2Deps) {
+export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
   const poller = new EniStatusPoller(ec2, pollMs);
   /** Whether this is the activity's first try (a retry may follow a lost response or a lost race). */
   const firstTry = () => Context.current().info.attempt === 1;

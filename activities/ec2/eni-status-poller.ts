@@ -1,7 +1,9 @@
 // One DescribeNetworkInterfaces serves every ENI this worker process is waiting
 // on (attached, detached): waits register here and are answered by the next
 // shared poll. A thousand attachments in flight cost one call per poll (per 200
-// ENIs), not one each. Nothing here must survive a restart: a wait is an
+// ENIs), not one each. The pause between polls grows with the requests the
+// last poll needed, so the waits cost at most one request per interval however
+// many ENIs are awaited. Nothing here must survive a restart: a wait is an
 // activity, and its retry registers again.
 import { paginateDescribeNetworkInterfaces, type EC2Client, type NetworkInterface } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
@@ -19,12 +21,14 @@ export class EniStatusPoller {
   private readonly waiting = new Map<string, Waiter[]>();
   private timer: NodeJS.Timeout | undefined;
   private lastPollAt = 0;
+  /** Requests the last poll sent (one per IDS_PER_REQUEST ENIs). */
+  private lastRequests = 1;
   /** Grows while polls are refused for a retryable reason (throttling), back to `intervalMs` on success. */
   private currentIntervalMs: number;
 
   constructor(
     private readonly ec2: EC2Client,
-    /** Least time between two shared polls. */
+    /** Least time between two shared polls, per request the last poll sent. */
     private readonly intervalMs: number,
     private readonly maxIntervalMs = 10_000,
   ) {
@@ -48,7 +52,7 @@ export class EniStatusPoller {
 
   private schedule(): void {
     if (this.timer) return;
-    const wait = Math.max(0, this.lastPollAt + this.currentIntervalMs - Date.now());
+    const wait = Math.max(0, this.lastPollAt + this.currentIntervalMs * this.lastRequests - Date.now());
     this.timer = setTimeout(() => void this.poll(), wait);
   }
 
@@ -59,6 +63,7 @@ export class EniStatusPoller {
     const ids = [...batch.keys()];
     const chunks: string[][] = [];
     for (let i = 0; i < ids.length; i += IDS_PER_REQUEST) chunks.push(ids.slice(i, i + IDS_PER_REQUEST));
+    this.lastRequests = Math.max(1, chunks.length);
     let refused = false;
     await Promise.all(chunks.map(async (chunk) => {
       try {
