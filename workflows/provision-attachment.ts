@@ -2,13 +2,27 @@
 // DeleteOnTermination, wait until attached, configure on the node. A saga:
 // completed steps are undone in reverse, in a scope cancellation cannot
 // interrupt, when a later step fails for good.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setCurrentDetails, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, patched, setCurrentDetails, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type ProvisionObserved } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { failedOutcome, metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
 import { ec2, ec2Compensation, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
+
+/**
+ * Children with inputs of the paced path (provisioning and teardown) report to their entity before
+ * they wait for the Events they record off the critical path: the entity's next pass (Ready, the
+ * finalizer) does not wait for them. Runs started before keep reporting after them.
+ */
+export const REPORT_FIRST_PATCH = 'nodeeni-child-report-first';
+
+/** Waits for Events recorded off the critical path; one that could not be recorded is logged, the work stands. */
+export async function settleEvents(recorded: Promise<void>[]): Promise<void> {
+  for (const r of await Promise.allSettled(recorded)) {
+    if (r.status === 'rejected') log.warn('could not record an Event', { error: failureMessage(r.reason) });
+  }
+}
 
 interface Ec2Result {
   eni: { eniId: string; macAddress: string; created: boolean };
@@ -214,9 +228,12 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
 
   try {
     const done = await untilStopped(forward, () => stop);
-    await Promise.all(recorded);
+    // The entity hears first (its pass writes Ready); the Events are still recorded before this ends.
+    const reportFirst = paced && patched(REPORT_FIRST_PATCH);
+    if (!reportFirst) await Promise.all(recorded);
     showStep(`done: ${done.eniId} is ${done.interfaceName}${done.dpdk ? ` bound to ${done.dpdk.driver}` : ''}, MTU ${done.mtu}`);
     await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
+    if (reportFirst) await settleEvents(recorded);
     metrics().provisionEnded('ok', undefined, secondsSinceStart());
     return done;
   } catch (err) {

@@ -2,11 +2,12 @@
 // after a bound), wait until detached, delete. "Already gone" is done. An
 // operator may force-finish a stuck teardown: the running step is cancelled,
 // the ENI is tagged as left behind, and the workflow reports what it left.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, patched, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { metrics, secondsSinceStart } from './metrics.js';
+import { REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
 import { reportToEntity } from './report-to-entity.js';
 import { ec2, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
 
@@ -14,9 +15,15 @@ const FORCED: unique symbol = Symbol('forced');
 
 export async function teardownAttachment(input: TeardownInput): Promise<TeardownResult> {
   const { workflowId } = workflowInfo();
+  // Events of the paced path, recorded off the critical path.
+  const recorded: Promise<void>[] = [];
   try {
-    const result = await tearDown(input);
+    const result = await tearDown(input, recorded);
+    // The entity hears first (its pass removes the finalizer); the Events are still recorded before this ends.
+    const reportFirst = input.observed !== undefined && patched(REPORT_FIRST_PATCH);
+    if (!reportFirst && result.outcome === 'deleted') await Promise.all(recorded);
     await reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: true, result });
+    if (reportFirst) await settleEvents(recorded);
     const forced = result.outcome === 'forced';
     metrics().teardownEnded(forced ? 'forced' : 'ok', forced ? 'ForceFinished' : undefined, secondsSinceStart());
     return result;
@@ -30,7 +37,7 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   }
 }
 
-async function tearDown(input: TeardownInput): Promise<TeardownResult> {
+async function tearDown(input: TeardownInput, recorded: Promise<void>[]): Promise<TeardownResult> {
   let forced: ForceFinishRequest | undefined;
   setHandler(childForceSignal, (req) => {
     forced ??= req;
@@ -40,7 +47,6 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   // Inputs that carry what the pass saw take the paced path: EC2 calls on their API's task queue, no
   // describe before the detach, Events recorded off the critical path. Older inputs replay as before.
   const paced = observed ? pacedEc2() : undefined;
-  const recorded: Promise<void>[] = [];
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
     const p = kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
     if (!paced) return p;
@@ -133,7 +139,6 @@ async function tearDown(input: TeardownInput): Promise<TeardownResult> {
   const deleted = await step(() => (paced ? paced.delete.deleteEni.executeWithOptions({ summary: `delete ${eniId}` }, [{ eniId }]) : ec2.deleteEni({ eniId })));
   if (deleted === FORCED) return finishForced(nodeStep);
   await event('Normal', 'ENIDeleted', `${eniId} deleted${deleted.deleted === 'already' ? ' (it was already gone)' : ''}`);
-  await Promise.all(recorded);
   showStep(`deleted (${nodeStep})`);
   return { eniId, outcome: 'deleted', nodeStep };
 }
