@@ -24,7 +24,7 @@
 //   - the EC2 world (N instances in 2 zones, K secondary subnets per zone) is
 //     seeded straight in moto, and the simulation reads moto directly: the
 //     proxy's counters hold only the system's own EC2 calls.
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -45,6 +45,7 @@ import { isReady } from '../test/support/inspect.js';
 import { controlWorkerProcess, startEntryPoint, watcherProcess } from '../test/support/processes.js';
 import { installRuntime } from '../workers/bootstrap.js';
 import { childrenOf, ProcSampler, sampleProc, type ProcStats } from './proc-stats.js';
+import { formatTimeline, timeline } from './timeline.js';
 
 // ---- arguments ------------------------------------------------------------------------
 
@@ -59,7 +60,9 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
   --from-source  run the components' TypeScript through tsx (quicker start; their memory then includes
                  the loader's) instead of a build of their own, as the image runs them  --stock-moto   moto as installed, whose tag lookups scan every tag of the account (see
                  bench/moto-indexed-tags.py, which the benchmark starts moto with otherwise)
-  --keep         keep the state directory (logs of every process) under .tmp/`;
+  --keep         keep the state directory (logs of every process) under .tmp/
+  --profile      with --runs: each run's workflow events in time order (entity, children), written to
+                 timeline-<run>.txt in the state directory; the second run's also printed`;
 
 interface Args {
   sizes: number[];
@@ -71,6 +74,7 @@ interface Args {
   fromSource: boolean;
   stockMoto: boolean;
   keep: boolean;
+  profile: boolean;
 }
 
 function usage(problem?: string): never {
@@ -85,7 +89,7 @@ function positiveInt(v: string, what: string): number {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: [], subnets: 1, pollMs: 500, fromSource: false, stockMoto: false, keep: false };
+  const args: Args = { sizes: [], subnets: 1, pollMs: 500, fromSource: false, stockMoto: false, keep: false, profile: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -99,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--poll-ms') args.pollMs = positiveInt(value(), '--poll-ms');
     else if (a === '--timeout') args.timeoutSeconds = positiveInt(value(), '--timeout');
     else if (a === '--keep') args.keep = true;
+    else if (a === '--profile') args.profile = true;
     else if (a === '--from-source') args.fromSource = true;
     else if (a === '--stock-moto') args.stockMoto = true;
     else if (a === '--help' || a === '-h') usage();
@@ -107,7 +112,8 @@ function parseArgs(argv: string[]): Args {
   }
   // m5.xlarge, the seeded type, takes 4 ENIs: the primary and 3 more.
   if (args.subnets > 3) usage('--subnets: the seeded m5.xlarge instances take at most 3 secondary ENIs');
-  if (args.runs !== undefined && args.sizes.length > 0) usage('--runs measures one node: give either --runs or --nodes');
+  if (args.runs !== undefined && args.sizes.some((n) => n !== 1)) usage('--runs measures one node: give --runs alone or with --nodes 1');
+  if (args.runs !== undefined) args.sizes = [];
   if (args.sizes.length === 0) args.sizes = [3, 10, 20];
   return args;
 }
@@ -493,6 +499,17 @@ async function runLatency(env: Env, args: Args): Promise<LatencyResult> {
       log(`run ${r}/${args.runs}: Ready ${ready.seconds.toFixed(2)} s, deleted ${gone.seconds.toFixed(2)} s`);
       // The next run starts from an empty instance (untimed).
       await waitUntil('ENIs deleted', async () => (await enisOf(env, obj.metadata.uid)).length === 0, { timeoutMs });
+      if (args.profile) {
+        const marks = [
+          { at: 0, workflow: 'bench', what: 'NodeENI created' },
+          { at: ready.seconds, workflow: 'bench', what: 'Ready seen' },
+          { at: (t1 - t0) / 1000, workflow: 'bench', what: 'NodeENI deleted' },
+          { at: (t1 - t0) / 1000 + gone.seconds, workflow: 'bench', what: 'gone seen' },
+        ];
+        const text = formatTimeline(`run ${r}: seconds since the NodeENI was created`, await timeline(c.client, t0, `nodeeni/${c.runId}-${name}/`), marks);
+        await writeFile(path.join(env.dir, `timeline-${r}.txt`), `${text}\n`);
+        if (r === 2) log(text);
+      }
     }
   } finally {
     await b.stop();

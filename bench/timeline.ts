@@ -1,0 +1,56 @@
+// Where a single node's time goes: the events of every workflow run started
+// since a moment (the entity, its children), in time order, relative to that
+// moment. `npm run bench -- --runs R --profile` prints it for the first and the
+// median run of each phase.
+import type { Client } from '@temporalio/client';
+import proto, { type temporal } from '@temporalio/proto';
+
+const EventType = proto.temporal.api.enums.v1.EventType;
+
+export interface TimelineEvent {
+  /** Seconds since the moment given. */
+  at: number;
+  workflow: string;
+  what: string;
+}
+
+const short = (workflowId: string) => (/\/provision\//.test(workflowId) ? 'provision' : /\/teardown\//.test(workflowId) ? 'teardown' : 'entity');
+
+function label(e: temporal.api.history.v1.IHistoryEvent, scheduled: Map<string, string>): string | undefined {
+  const type = EventType[e.eventType ?? 0]?.replace(/^EVENT_TYPE_/, '').toLowerCase() ?? String(e.eventType);
+  const id = String(e.eventId);
+  const a = e.activityTaskScheduledEventAttributes;
+  if (a) {
+    scheduled.set(id, `${a.activityType?.name}@${a.taskQueue?.name?.replace(/^.*-ec2-/, 'ec2-') ?? ''}`);
+    return `${type} ${scheduled.get(id)}`;
+  }
+  const ref = e.activityTaskStartedEventAttributes?.scheduledEventId ?? e.activityTaskCompletedEventAttributes?.scheduledEventId ?? e.activityTaskFailedEventAttributes?.scheduledEventId;
+  if (ref != null) return `${type} ${scheduled.get(String(ref)) ?? ''}`;
+  if (e.markerRecordedEventAttributes) return `${type} ${e.markerRecordedEventAttributes.markerName}`;
+  if (e.workflowExecutionSignaledEventAttributes) return `${type} ${e.workflowExecutionSignaledEventAttributes.signalName}`;
+  if (e.startChildWorkflowExecutionInitiatedEventAttributes) return `${type} ${short(e.startChildWorkflowExecutionInitiatedEventAttributes.workflowId ?? '')}`;
+  if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) return `${type} ${e.signalExternalWorkflowExecutionInitiatedEventAttributes.signalName}`;
+  return type;
+}
+
+const seconds = (t: temporal.api.history.v1.IHistoryEvent['eventTime']) => Number(t?.seconds ?? 0) + (t?.nanos ?? 0) / 1e9;
+
+/** Every event of every run started at or after `since` (ms), for workflows whose ID contains `idPart`. */
+export async function timeline(client: Client, since: number, idPart: string): Promise<TimelineEvent[]> {
+  const out: TimelineEvent[] = [];
+  for await (const wf of client.workflow.list({ query: `StartTime >= "${new Date(since).toISOString()}"` })) {
+    if (!wf.workflowId.includes(idPart)) continue;
+    const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    const scheduled = new Map<string, string>();
+    for (const e of history.events ?? []) {
+      const what = label(e, scheduled);
+      if (what) out.push({ at: seconds(e.eventTime) - since / 1000, workflow: short(wf.workflowId), what });
+    }
+  }
+  return out.sort((x, y) => x.at - y.at);
+}
+
+export function formatTimeline(title: string, events: TimelineEvent[], extra: TimelineEvent[] = []): string {
+  const all = [...events, ...extra].sort((x, y) => x.at - y.at);
+  return [title, ...all.map((e) => `  ${e.at.toFixed(3).padStart(7)} s  ${e.workflow.padEnd(24)} ${e.what}`)].join('\n');
+}
