@@ -144,9 +144,9 @@ export interface AttachEniInput {
 export interface Ec2Deps {
   ec2: EC2Client;
   /**
-   * Least time between two shared polls of the ENIs the waiting activities await, per request a
-   * poll sends (200 ENIs each): 5 DescribeNetworkInterfaces per second at most, a quarter of EC2's
-   * describe refill, and a state change seen within 200 ms.
+   * The shared polls of the ENIs the waiting activities await send one request (200 ENIs each) per
+   * `pollMs` on average: 5 DescribeNetworkInterfaces per second, a quarter of EC2's describe refill;
+   * up to 10 saved up while idle are spent every `pollMs` / 2, so a short wait sees its change within 100 ms.
    */
   pollMs?: number;
 }

@@ -1,16 +1,19 @@
 // One DescribeNetworkInterfaces serves every ENI this worker process is waiting
 // on (attached, detached): waits register here and are answered by the next
 // shared poll. A thousand attachments in flight cost one call per poll (per 200
-// ENIs), not one each. The pause between polls grows with the requests the
-// last poll needed, so the waits cost at most one request per interval however
-// many ENIs are awaited. Nothing here must survive a restart: a wait is an
-// activity, and its retry registers again.
+// ENIs), not one each. Requests are paced by a token bucket: one token per
+// interval, at most BURST_REQUESTS saved up, so a short wait (an attachment of
+// one ENI) is polled twice as often while a long or large one costs at most one
+// request per interval however many ENIs are awaited. Nothing here must
+// survive a restart: a wait is an activity, and its retry registers again.
 import { paginateDescribeNetworkInterfaces, type EC2Client, type NetworkInterface } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { toEc2Failure } from './errors.js';
 
 /** Values per filter in one request: EC2 accepts up to 200 for most filters. */
 const IDS_PER_REQUEST = 200;
+/** Requests the poller may save up while idle, spent at twice the rate. */
+const BURST_REQUESTS = 10;
 
 interface Waiter {
   resolve(eni: NetworkInterface | undefined): void;
@@ -23,16 +26,22 @@ export class EniStatusPoller {
   private lastPollAt = 0;
   /** Requests the last poll sent (one per IDS_PER_REQUEST ENIs). */
   private lastRequests = 1;
-  /** Grows while polls are refused for a retryable reason (throttling), back to `intervalMs` on success. */
-  private currentIntervalMs: number;
+  /** The bucket: requests that may be sent now, as of `tokensAt`. */
+  private tokens = BURST_REQUESTS;
+  private tokensAt = Date.now();
+  /** 0, or the pause after a refused poll: grows while polls are refused for a retryable reason (throttling). */
+  private backoffMs = 0;
 
   constructor(
     private readonly ec2: EC2Client,
-    /** Least time between two shared polls, per request the last poll sent. */
+    /** The bucket's refill: one request per `intervalMs`; polls come no closer than half of it. */
     private readonly intervalMs: number,
     private readonly maxIntervalMs = 10_000,
-  ) {
-    this.currentIntervalMs = intervalMs;
+  ) {}
+
+  private refill(now: number): void {
+    this.tokens = Math.min(BURST_REQUESTS, this.tokens + (now - this.tokensAt) / this.intervalMs);
+    this.tokensAt = now;
   }
 
   /**
@@ -52,8 +61,11 @@ export class EniStatusPoller {
 
   private schedule(): void {
     if (this.timer) return;
-    const wait = Math.max(0, this.lastPollAt + this.currentIntervalMs * this.lastRequests - Date.now());
-    this.timer = setTimeout(() => void this.poll(), wait);
+    const now = Date.now();
+    this.refill(now);
+    const forTokens = Math.max(0, this.lastRequests - this.tokens) * this.intervalMs;
+    const gap = this.backoffMs > 0 ? this.backoffMs * this.lastRequests : this.intervalMs / 2;
+    this.timer = setTimeout(() => void this.poll(), Math.max(0, forTokens, this.lastPollAt + gap - now));
   }
 
   private async poll(): Promise<void> {
@@ -64,6 +76,8 @@ export class EniStatusPoller {
     const chunks: string[][] = [];
     for (let i = 0; i < ids.length; i += IDS_PER_REQUEST) chunks.push(ids.slice(i, i + IDS_PER_REQUEST));
     this.lastRequests = Math.max(1, chunks.length);
+    this.refill(this.lastPollAt);
+    this.tokens -= chunks.length;
     let refused = false;
     await Promise.all(chunks.map(async (chunk) => {
       try {
@@ -82,7 +96,7 @@ export class EniStatusPoller {
         }
       }
     }));
-    this.currentIntervalMs = refused ? Math.min(this.maxIntervalMs, this.currentIntervalMs * 2) : this.intervalMs;
+    this.backoffMs = refused ? Math.min(this.maxIntervalMs, Math.max(this.intervalMs, this.backoffMs * 2)) : 0;
     this.timer = undefined;
     if (this.waiting.size > 0) this.schedule();
   }
