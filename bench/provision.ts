@@ -61,8 +61,10 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
                  the loader's) instead of a build of their own, as the image runs them  --stock-moto   moto as installed, whose tag lookups scan every tag of the account (see
                  bench/moto-indexed-tags.py, which the benchmark starts moto with otherwise)
   --keep         keep the state directory (logs of every process) under .tmp/
-  --profile      with --runs: each run's workflow events in time order (entity, children), written to
-                 timeline-<run>.txt in the state directory; the second run's also printed`;
+  --profile      the workflow events in time order (entity, children), written to the state directory:
+                 timeline-n<N>.txt; with --runs timeline-<run>.txt each, and the second run's printed
+  --control-node-options "FLAGS"  NODE_OPTIONS of the control worker process, e.g. V8 heap settings
+                 such as "--max-semi-space-size=1" to compare its memory`;
 
 interface Args {
   sizes: number[];
@@ -75,6 +77,8 @@ interface Args {
   stockMoto: boolean;
   keep: boolean;
   profile: boolean;
+  /** NODE_OPTIONS of the control worker process (V8 heap settings to compare). */
+  controlNodeOptions?: string;
 }
 
 function usage(problem?: string): never {
@@ -104,6 +108,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--timeout') args.timeoutSeconds = positiveInt(value(), '--timeout');
     else if (a === '--keep') args.keep = true;
     else if (a === '--profile') args.profile = true;
+    else if (a === '--control-node-options') args.controlNodeOptions = value();
     else if (a === '--from-source') args.fromSource = true;
     else if (a === '--stock-moto') args.stockMoto = true;
     else if (a === '--help' || a === '-h') usage();
@@ -219,7 +224,7 @@ interface Bench {
   stop(): Promise<void>;
 }
 
-async function startBench(env: Env, n: number, k: number, pollMs: number): Promise<Bench> {
+async function startBench(env: Env, n: number, k: number, pollMs: number, controlNodeOptions?: string): Promise<Bench> {
   const t0 = Date.now();
   const before = sampleProc(process.pid)!.rssMiB;
   // Node subnets hold ~2/3 of the instances (zone a), each secondary subnet as many ENIs: /24 up to ~240 nodes.
@@ -261,7 +266,7 @@ async function startBench(env: Env, n: number, k: number, pollMs: number): Promi
     agent.child.stdin.write(`${line}\n`);
     sent = line;
   });
-  const control = await controlWorkerProcess(c, { dist: env.dist, logFile: path.join(logs, 'control-worker.log') });
+  const control = await controlWorkerProcess(c, { dist: env.dist, logFile: path.join(logs, 'control-worker.log'), ...(controlNodeOptions ? { env: { NODE_OPTIONS: controlNodeOptions } } : {}) });
   // The shipped watcher defaults (resync, timeouts, concurrent children) as a user would run it.
   const watcher = await watcherProcess(c, { dist: env.dist, logFile: path.join(logs, 'watcher.log'), timings: 'shipped' });
   env.sampler.watch(`control worker ${c.runId}`, control.child.pid);
@@ -409,7 +414,7 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
   const interval = n >= 100 ? 1000 : 250;
   const started = new Date();
   log(`N=${n}: seeding ${n} instances, ${n} Nodes, ${n - 1} simulated agents in this process, 1 agent process, control worker, watcher…`);
-  const b = await startBench(env, n, k, args.pollMs);
+  const b = await startBench(env, n, k, args.pollMs, args.controlNodeOptions);
   const { c } = b;
   log(`N=${n}: set up in ${b.setupSeconds.toFixed(0)} s (run ${c.runId}); creating the NodeENI (${b.attachments} attachments)`);
   const loop = monitorEventLoopDelay({ resolution: 20 });
@@ -442,6 +447,10 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     load.push(loadavg()[0]!);
     log(`N=${n}: ${gone.gone ? 'gone' : `NOT gone (${gone.leftoverEnis} ENIs left)`} after ${gone.seconds.toFixed(1)} s; scanning workflow histories`);
 
+    if (args.profile) {
+      const marks = [{ at: 0, workflow: 'bench', what: 'NodeENI created' }, { at: ready.seconds, workflow: 'bench', what: 'Ready seen' }, { at: (t1 - t0) / 1000, workflow: 'bench', what: 'NodeENI deleted' }];
+      await writeFile(path.join(env.dir, `timeline-n${n}.txt`), `${formatTimeline(`N=${n}: seconds since the NodeENI was created`, await timeline(c.client, t0, `nodeeni/${c.runId}-bench/`), marks)}\n`);
+    }
     const history = await longestHistory(c.client, `StartTime >= "${started.toISOString()}"`);
     const procs = env.sampler.mark().filter((p) => !/ t[0-9a-f]{6}$/.test(p.name) || p.name.endsWith(c.runId));
     return {
@@ -479,7 +488,7 @@ interface LatencyResult {
 async function runLatency(env: Env, args: Args): Promise<LatencyResult> {
   const k = args.subnets;
   const timeoutMs = (args.timeoutSeconds ?? 300) * 1000;
-  const b = await startBench(env, 1, k, Math.min(args.pollMs, 200));
+  const b = await startBench(env, 1, k, Math.min(args.pollMs, 200), args.controlNodeOptions);
   const { c } = b;
   const out: LatencyResult = { runs: args.runs!, ready: [], deleted: [], failures: [] };
   try {
