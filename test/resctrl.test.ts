@@ -2,6 +2,7 @@
 // the per-node workflow on the real Temporal server, node activities on a
 // simulated host with the kernel's resctrl and cgroup v2 behaviour.
 import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resctrlWorkflowId } from '../common/names.js';
 import type { SimHost } from '../host/sim/sim-host.js';
@@ -209,6 +210,38 @@ describe('resctrl', () => {
     await host.rmdir('/sys/fs/resctrl/mon_groups/pod_leftover');
     for (const x of [p, late]) await deletePod(c.core, host, x);
     await eventually('removed', async () => (await eventsOf(late.uid)).some((e) => e.type === 'Removed'));
+  });
+
+  it('idle, the history stays still: the node watches, and an exec\'d thread wakes the workflow, which assigns it', async () => {
+    host.drainLimbo(); // RMIDs freed by earlier tests
+    const p = await runPod(c.core, host, { namespace: ns, name: 'idle', node: nodeName, containers: [{ name: 'x', threads: 1 }] });
+    await eventually('reconciled', async () => (await eventsOf(p.uid)).some((e) => e.type === 'AddOrUpdate' && e.reconciledContainers === 1));
+    const handle = c.client.workflow.getHandle(resctrlWorkflowId(nodeName));
+    // Quiet: one watch on the node, and no watch a pod change made obsolete still winding down (those end within a poll).
+    const watching = async () => {
+      const d = await handle.describe();
+      const pending = d.raw.pendingActivities ?? [];
+      return pending.length === 1 && pending[0]!.activityType?.name === 'watchResctrl' && pending[0]!.state !== temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED && d.historyLength;
+    };
+    const before = await eventually('watching on the node', watching, 20_000);
+    // Four resync periods (2 s): v2 wrote a timer and a pass (a listing, a reconcile and a read per pod) for each.
+    await new Promise((r) => setTimeout(r, 8000));
+    const after = (await handle.describe()).historyLength;
+    console.log(`[resctrl] idle 8 s with one pod: history ${before} → ${after} events`);
+    expect(after).toBe(before);
+
+    // An exec'd process: the runtime starts it in the container's cgroup but outside the pod's group (a thread
+    // the container makes inherits the group); nothing in Kubernetes changes.
+    const tid = host.spawn({ cgroup: p.containers[0]!.cgroup, threads: 1 }).tids[0]!;
+    const t0 = Date.now();
+    await eventually('the new thread is in the group', async () => (await groupTasks(p.uid)).includes(tid), 20_000);
+    console.log(`[resctrl] exec'd thread assigned ${Date.now() - t0} ms after it appeared (poll every 2 s)`);
+    const history = await handle.fetchHistory();
+    const woke = (history.events ?? []).flatMap((e) => e.activityTaskCompletedEventAttributes?.result?.payloads ?? []).map((x) => defaultPayloadConverter.fromPayload<{ change?: string }>(x)).filter((r) => typeof r?.change === 'string');
+    expect(woke.at(-1)?.change).toMatch(/idle: 1 threads of container .* outside its group/);
+
+    await deletePod(c.core, host, p);
+    await eventually('removed', async () => (await eventsOf(p.uid)).some((e) => e.type === 'Removed'));
   });
 
   it('ends by itself once its node is gone', async () => {

@@ -6,7 +6,7 @@
 // woken; when the history grows it continues-as-new (after every handler has
 // finished) with its typed state, so nothing a restart would lose lives only
 // in this run's memory.
-import { allHandlersFinished, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, CancellationScope, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
 import type { BackoffOptions, PassFailure, ReconcilerState } from '../common/workflow-api.js';
 import { failureMessage, failureReason } from './failures.js';
 import { metrics } from './metrics.js';
@@ -33,6 +33,14 @@ export interface ReconcilerConfig {
   continueAsNew(): Promise<never>;
   /** Label of the idle timer in the UI. */
   idleSummary: string;
+  /**
+   * Waits where drift is cheap to see (the resctrl workflow: on the node) instead of
+   * a resync timer and a pass per tick. Resolves when a pass is due; throws when it
+   * cannot watch (then the resync timer applies this time). Used while nothing is
+   * failing and the last pass asked for no earlier wake-up; cancelled when a message
+   * marks the workflow dirty.
+   */
+  idleWatch?: () => Promise<void>;
 }
 
 export class Reconciler {
@@ -57,7 +65,8 @@ export class Reconciler {
     let wakeInMs: number | undefined;
     for (;;) {
       const sleepMs = this.sleepMs(wakeInMs);
-      await condition(() => this.dirty, sleepMs, { summary: this.durable.failure ? `retry after ${this.durable.failure.reason}` : this.config.idleSummary });
+      const watched = this.config.idleWatch && wakeInMs === undefined && !this.durable.failure && !this.dirty && (await this.watchUntilDue());
+      if (!watched) await condition(() => this.dirty, sleepMs, { summary: this.durable.failure ? `retry after ${this.durable.failure.reason}` : this.config.idleSummary });
       this.dirty = false;
       wakeInMs = undefined;
       let done = false;
@@ -85,6 +94,24 @@ export class Reconciler {
         await this.config.continueAsNew();
       }
     }
+  }
+
+  /** True when the watch or a message said a pass is due; false when the watch could not run. */
+  private async watchUntilDue(): Promise<boolean> {
+    const scope = new CancellationScope();
+    // Both waits live in one scope: whichever ends first cancels the other.
+    const outcome = await scope.run(() => Promise.race([
+      this.config.idleWatch!().then(() => 'due' as const, (err: unknown) => err),
+      condition(() => this.dirty).then(() => 'dirty' as const, (err: unknown) => err),
+    ]));
+    if (outcome === 'due' || outcome === 'dirty') {
+      scope.cancel();
+      return true;
+    }
+    if (isCancellation(outcome)) throw outcome;
+    scope.cancel();
+    log.warn('idle watch failed; waiting on the resync timer instead', { error: failureMessage(outcome) });
+    return false;
   }
 
   private sleepMs(wakeInMs: number | undefined): number {

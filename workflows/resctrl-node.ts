@@ -6,10 +6,13 @@
 // thread, retry failed groups once (stopping at the first capacity error) and
 // partial containers, then report events and metrics. Passes run when the
 // watcher signals a pod change and on a timer (late containers, exec'd
-// processes, groups a container runtime deleted). A pass that fails (the
+// processes, groups a container runtime deleted): since v3 that idle loop runs
+// on the node (watchResctrl: cheap reads every resync, one activity per change)
+// so the history shows what changed, not a timer and a pass per tick; while a
+// group failed for capacity the timer retries it. A pass that fails (the
 // node's agent away, the API server refusing) is retried after back-off; the
 // workflow ends itself when its node is gone.
-import { continueAsNew, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityInterfaceFor, continueAsNew, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { nodeTaskQueue } from '../common/names.js';
 import {
   podsChangedSignal,
@@ -22,7 +25,7 @@ import {
   type ResctrlState,
 } from '../common/workflow-api.js';
 import type { NodePod, PodActivities } from '../activities/kube/pod-activities.js';
-import type { ResctrlActivities } from '../activities/node/resctrl-activities.js';
+import type { ResctrlActivities, WatchedPod } from '../activities/node/resctrl-activities.js';
 import { legacyResctrlNode } from './legacy/resctrl-node-v1.js';
 import { Reconciler, type PassResult } from './reconciler.js';
 import { counts, describeEvent, emptyResctrlState, pendingEvent } from './resctrl-state.js';
@@ -30,7 +33,12 @@ import { counts, describeEvent, emptyResctrlState, pendingEvent } from './resctr
 /** Marks histories written by this implementation; runs started by v1 keep v1 until they continue-as-new. */
 export const RESCTRL_V2_PATCH = 'resctrl-node-v2';
 
+/** v3: the idle loop watches on the node instead of a timer and a pass per resync. */
+export const RESCTRL_WATCH_PATCH = 'resctrl-node-watch-on-node';
+
 const POD_CONCURRENCY = 8;
+/** A full pass at least this often, whatever the watch says (pods the watcher's signal missed). */
+const FULL_PASS_EVERY_MS = 10 * 60_000;
 
 const kube = proxyActivities<PodActivities>({
   startToCloseTimeout: '30s',
@@ -54,8 +62,14 @@ class ResctrlNode {
   /** Events of this run, for the query; the durable record is the Kubernetes Event. */
   private readonly events: ResctrlEvent[] = [];
   private readonly loop: Reconciler;
-  private readonly node: ResctrlActivities;
+  private readonly node: ActivityInterfaceFor<ResctrlActivities>;
   private seq = 0;
+  /** v3: the idle loop watches on the node; a gone pod's group is removed before the pod is forgotten and announced. */
+  private readonly v3: boolean;
+  /** What the node watches between passes: the pods whose group exists, as the last pass left them. */
+  private watched: WatchedPod[] = [];
+  /** Threads a pass could not move, per pod: the watch does not wake for them again. */
+  private readonly outside = new Map<string, Set<number>>();
   private readonly gauges = {
     total: metricMeter.createGauge('nodeeni_resctrl_pod_total_containers', 'int', '', 'containers known for the pod'),
     reconciled: metricMeter.createGauge('nodeeni_resctrl_pod_reconciled_containers', 'int', '', 'containers whose threads are all in the pod group'),
@@ -74,6 +88,7 @@ class ResctrlNode {
       startToCloseTimeout: '60s',
       retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
     });
+    this.v3 = patched(RESCTRL_WATCH_PATCH);
     this.loop = new Reconciler((this.state.reconciler ??= {}), {
       resyncMs: this.options.resyncSeconds * 1000,
       backoff: { initialMs: 1000, maxMs: 5 * 60_000 },
@@ -81,6 +96,7 @@ class ResctrlNode {
       idleSummary: 'look for late containers and exec\'d processes',
       reportFailure: (f, first) => this.reportPassFailure(f, first),
       continueAsNew: () => continueAsNew<typeof resctrlNode>({ nodeName: this.nodeName, options: this.options, state: this.state }),
+      ...(this.v3 ? { idleWatch: () => this.watchOnNode() } : {}),
     });
     setHandler(podsChangedSignal, () => this.loop.markDirty(), { description: 'A pod of this node changed: reconcile now.' });
     setHandler(resctrlStateQuery, () => ({ state: this.state, events: this.events, failure: this.loop.failure }), { description: 'Per-pod groups, container states and the events of this run.' });
@@ -106,6 +122,13 @@ class ResctrlNode {
 
     for (const pod of Object.values(state.pods)) {
       if (live.has(pod.uid)) continue;
+      if (this.v3) {
+        // The group goes first: a pass failing here still knows the group and removes it next time.
+        if (pod.group.kind === 'Exists') await this.node.removePodGroup({ groupPath: pod.group.path });
+        delete state.pods[pod.uid];
+        await this.emit(pod, { type: 'Removed', podUid: pod.uid });
+        continue;
+      }
       delete state.pods[pod.uid];
       await this.emit(pod, { type: 'Removed', podUid: pod.uid });
       if (pod.group.kind === 'Exists') await this.node.removePodGroup({ groupPath: pod.group.path });
@@ -119,8 +142,33 @@ class ResctrlNode {
     // Pods are independent: work on several at once (bounded, to spare the node agent).
     await inBatches([...live.values()], POD_CONCURRENCY, (p) => this.reconcilePod(p));
     const all = Object.values(state.pods);
-    setCurrentDetails(`**node ${nodeName}**: ${all.length} pods, ${all.filter((p) => p.group.kind === 'Failed').length} groups failed`);
-    return {};
+    const failed = all.filter((p) => p.group.kind === 'Failed').length;
+    setCurrentDetails(`**node ${nodeName}**: ${all.length} pods, ${failed} groups failed`);
+    this.watched = [...live.values()].flatMap((p) => {
+      const group = state.pods[p.uid]?.group;
+      return group?.kind === 'Exists'
+        ? [{ podUid: p.uid, namespace: p.namespace, name: p.name, qosClass: p.qosClass, groupPath: group.path, containerIds: p.containers.map((c) => c.id), knownOutside: [...(this.outside.get(p.uid) ?? [])] }]
+        : [];
+    });
+    for (const uid of this.outside.keys()) if (!live.has(uid)) this.outside.delete(uid);
+    // A group that failed (capacity, limbo) is retried on the resync timer: nothing on the node announces capacity.
+    return failed > 0 ? { wakeInMs: options.resyncSeconds * 1000 } : {};
+  }
+
+  private async watchOnNode(): Promise<void> {
+    const pods = this.watched;
+    const pollMs = this.options.resyncSeconds * 1000;
+    await this.node.watchResctrl.executeWithOptions({
+      summary: `watch ${pods.length} pod groups for drift`,
+      scheduleToStartTimeout: this.options.nodeAgentStartTimeoutMs,
+      startToCloseTimeout: FULL_PASS_EVERY_MS + 60_000,
+      // Heartbeats carry the cancel of a watch a pod change made obsolete; the SDK sends at most one per
+      // 0.8 × this timeout, so a timeout near the poll period ends an obsolete watch within about one poll.
+      heartbeatTimeout: Math.max(Math.round(1.25 * pollMs), 2000),
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
+      // An agent older than this workflow lacks the activity: the timer serves this round.
+      retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['NotFoundError'] },
+    }, [{ pods, pollMs, maxWaitMs: FULL_PASS_EVERY_MS }]);
   }
 
   private async reconcilePod(p: NodePod): Promise<void> {
@@ -172,6 +220,9 @@ class ResctrlNode {
         res = await this.node.reconcileContainer({ podUid: pod.uid, qosClass: live.qosClass, containerId: c.id, groupPath: pod.group.path });
       }
       pod.containers[c.id] = res.complete ? 'Reconciled' : 'Partial';
+      const outside = this.outside.get(pod.uid) ?? new Set<number>();
+      for (const r of res.rejected) outside.add(r.tid);
+      if (outside.size > 0) this.outside.set(pod.uid, outside);
     }
     for (const id of Object.keys(pod.containers)) if (!live.containers.some((c) => c.id === id)) delete pod.containers[id];
   }

@@ -2,10 +2,11 @@
 // every thread of a container assigned to it, removal, cleanup at start, and
 // the monitoring counters. Capacity is an answer, not an exception: the
 // workflow decides when to try again.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Host } from '../../host/host.js';
 import { containerCgroupPath, containerThreads, type QosClass } from '../../host/cgroup.js';
-import { assignTasks, cleanupPrefix, ensureGroup, podGroupPath, readMonData, removeGroup, resctrlMount, ResctrlError, sanitizePodUid, validateGroupPrefix } from '../../host/resctrl.js';
+import { assignTasks, cleanupPrefix, ensureGroup, podGroupPath, readMonData, readTasks, removeGroup, resctrlMount, ResctrlError, sanitizePodUid, validateGroupPrefix } from '../../host/resctrl.js';
 
 export type EnsurePodGroupResult =
   | { ok: true; path: string }
@@ -18,6 +19,31 @@ export interface ReconcileContainerResult {
   threads: number;
   assigned: number;
   rejected: { tid: number; reason: string }[];
+}
+
+/** A pod whose group exists, as the last pass left it: what the node watches between passes. */
+export interface WatchedPod {
+  podUid: string;
+  namespace: string;
+  name: string;
+  qosClass: QosClass;
+  groupPath: string;
+  containerIds: string[];
+  /** Threads the last pass could not move (in another control group): not news. */
+  knownOutside: number[];
+}
+
+export interface WatchResctrlInput {
+  pods: WatchedPod[];
+  pollMs: number;
+  /** Return after this long even if nothing changed (the workflow's full pass). */
+  maxWaitMs: number;
+}
+
+/** What the watch found; `change` undefined when it ran for maxWaitMs and found nothing. */
+export interface WatchResctrlResult {
+  change?: string;
+  polls: number;
 }
 
 function failure(err: unknown): unknown {
@@ -33,7 +59,53 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
     return resctrlMount(host);
   }
 
+  /** Why this pod needs a pass now, or undefined. Updates the pod's monitoring gauges on the way. */
+  async function podChange(pod: WatchedPod, gauges: MonGauges): Promise<string | undefined> {
+    try {
+      const mon = await readMonData(host, pod.groupPath);
+      const tags = { pod_uid: pod.podUid, namespace: pod.namespace, pod: pod.name };
+      if (mon.llcOccupancy !== undefined) gauges.llc.set(mon.llcOccupancy, tags);
+      if (mon.mbmTotalBytes !== undefined) gauges.mbmTotal.set(mon.mbmTotalBytes, tags);
+      if (mon.mbmLocalBytes !== undefined) gauges.mbmLocal.set(mon.mbmLocalBytes, tags);
+      const inGroup = new Set([...(await readTasks(host, pod.groupPath)), ...pod.knownOutside]);
+      for (const containerId of pod.containerIds) {
+        const cgroup = await containerCgroupPath(host, { podUid: pod.podUid, qos: pod.qosClass, containerId });
+        if (!cgroup) continue;
+        const outside = (await containerThreads(host, cgroup)).filter((tid) => !inGroup.has(tid));
+        if (outside.length > 0) return `pod ${pod.namespace}/${pod.name}: ${outside.length} threads of container ${containerId.slice(0, 12)} outside its group`;
+      }
+      return undefined;
+    } catch (err) {
+      if (err instanceof ResctrlError && err.kind === 'GroupGone') return `pod ${pod.namespace}/${pod.name}: its group ${pod.groupPath} is gone`;
+      throw failure(err);
+    }
+  }
+
   return {
+    /**
+     * The idle loop, on the node where it belongs: polls the watched pods' groups and
+     * container threads every pollMs (cheap reads, no writes) and returns as soon as a
+     * pass has something to do: a group deleted underneath, a thread outside its group
+     * (exec'd process, late container). The workflow's history records one activity per
+     * change instead of a timer and a pass per tick. Cancelled by the workflow when a
+     * pod change arrives; heartbeats (the worker's interceptor) let a lost agent be noticed.
+     */
+    async watchResctrl(input: WatchResctrlInput): Promise<WatchResctrlResult> {
+      const ctx = Context.current();
+      const gauges = monGauges(ctx.metricMeter);
+      const deadline = Date.now() + input.maxWaitMs;
+      for (let polls = 1; ; polls++) {
+        for (const pod of input.pods) {
+          const change = await podChange(pod, gauges);
+          if (change) return { change, polls };
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) return { polls };
+        ctx.heartbeat({ polls });
+        await ctx.sleep(Math.min(input.pollMs, left));
+      }
+    },
+
     async ensurePodGroup(input: { podUid: string; prefix: string; mode: 'monitor' | 'control' }): Promise<EnsurePodGroupResult> {
       const mount = await root();
       if (!mount) return { ok: false, kind: 'Unsupported', message: 'resctrl is not mounted on this node (no resctrl line in /proc/mounts)' };
@@ -94,6 +166,17 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
         throw failure(err);
       }
     },
+  };
+}
+
+type MonGauges = ReturnType<typeof monGauges>;
+
+/** The groups' monitoring counters, exported by the agent while it watches (the workflow sets them on its passes too). */
+function monGauges(meter: Context['metricMeter']) {
+  return {
+    llc: meter.createGauge('nodeeni_resctrl_pod_llc_occupancy_bytes', 'int', 'bytes', 'L3 occupancy of the pod group'),
+    mbmTotal: meter.createGauge('nodeeni_resctrl_pod_mbm_total_bytes', 'int', 'bytes', 'memory bandwidth total counter of the pod group'),
+    mbmLocal: meter.createGauge('nodeeni_resctrl_pod_mbm_local_bytes', 'int', 'bytes', 'memory bandwidth local counter of the pod group'),
   };
 }
 
