@@ -157,6 +157,8 @@ export interface EntityState {
   reconciler?: ReconcilerState;
   /** Attachments whose interface on the node no longer looks as configured (after a reboot, say), by attachment key. */
   drift?: Record<string, DriftRecord>;
+  /** Nodes whose agent (re)started since the last pass: their interfaces are verified at once. */
+  agentStarted?: string[];
 }
 
 /** What a node's agent reported different from what was configured, and when. */
@@ -503,6 +505,8 @@ export interface SweepResult {
 
 /** "Something about this NodeENI or its nodes changed": the entity re-reads everything. */
 export const reconcileSignal = defineSignal<[]>('reconcile');
+/** A node's agent (re)started: whatever happened to the node while it was away, verify its interfaces now. */
+export const nodeAgentStartedSignal = defineSignal<[{ nodeName: string }]>('nodeAgentStarted');
 /** Operator escape hatch for a stuck teardown or provisioning: acknowledged, validated, auditable. */
 export const forceFinishUpdate = defineUpdate<ForceFinishResult, [ForceFinishRequest]>('forceFinish');
 /** The same request as a Signal, for tools that cannot send Updates. */

@@ -115,5 +115,27 @@ describe('drift after a reboot the kubelet reports', () => {
     await k.deleteNodeEni('boot');
     await eventually('gone', async () => (await k.getNodeEni('boot')) === undefined, 60_000);
   });
+
+  it('a node agent that starts again has its node verified at once (no reboot reported, resync an hour away)', async () => {
+    const node = k.nodes[0]!;
+    const obj = await k.createNodeEni('agent', { nodeSelector: { 'nodeeni-test': k.runId }, subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], mtu: 9001 });
+    await eventually('Ready', async () => isReady(await k.getNodeEni('agent'), 1), 60_000);
+    const [eni] = await enisOf(k.ec2, obj.metadata.uid);
+    const iface = () => node.host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
+
+    // While the agent is away its interface is reset (by hand, another tool, a reboot nobody reported).
+    await k.stopAgent(0);
+    node.host.reboot();
+    expect(iface()).toMatchObject({ mtu: 1500, up: false });
+    const startedAt = Date.now();
+    await k.startAgent(0);
+    await eventually('re-applied', async () => iface()?.mtu === 9001 && iface()!.up && isReady(await k.getNodeEni('agent'), 1), 30_000);
+    console.log(`[drift] node agent start: re-applied ${Date.now() - startedAt} ms after the agent started (resync 3600 s)`);
+    expect((await eventsFor(k.core, obj.metadata.uid)).map((e) => e.reason)).toContain('DriftRepaired');
+    expect((await enisOf(k.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni!.NetworkInterfaceId]);
+
+    await k.deleteNodeEni('agent');
+    await eventually('gone', async () => (await k.getNodeEni('agent')) === undefined, 60_000);
+  });
 });
 

@@ -6,6 +6,7 @@ import { loadConfig, nodeAgentConfigSchema } from './config.js';
 import { describeTemporal, temporalSettings } from './temporal-connection.js';
 import { startOrExit } from './temporal-startup.js';
 import { nodeAgentWorkerSpec } from './node-agent-worker.js';
+import { announceNodeAgentStart } from './node-agent-announce.js';
 
 export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string) => Host; onStop?: () => Promise<void> }): Promise<void> {
   // Validated before any client exists: a missing NODE_NAME fails here, at once.
@@ -17,6 +18,8 @@ export async function runNodeAgent(opts: { host?: Host; makeHost?: (root: string
   const connection = await startOrExit(logger, 'node agent', () => connectChecked(temporal, { logger }));
   const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE, [nodeAgentWorkerSpec({ host, nodeName: config.NODE_NAME, devicePluginConfigPath: config.DEVICE_PLUGIN_CONFIG_PATH, enableNoIommu: config.DPDK_ENABLE_NOIOMMU })]);
   logger.info('node agent started', { node: config.NODE_NAME, hostRoot: host.root, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
+  // Polling first, then the news: an entity that verifies at once finds this agent serving.
+  void announceNodeAgentStart({ connection, namespace: config.TEMPORAL_NAMESPACE, nodeName: config.NODE_NAME, logger });
   shutdownOnSignals(logger, async () => {
     await running.shutdown();
     await opts.onStop?.();

@@ -24,12 +24,15 @@ export class NodeDrift {
     this.drift = state.drift ??= {};
   }
 
-  /** Asks every node with settled attachments (`keys`: attachment key → what was configured) whether they still look so. */
-  async check(settled: Map<string, { node: string; done: ConfiguredAttachment }>): Promise<void> {
+  /**
+   * Asks every node with settled attachments (`settled`: attachment key → what was configured)
+   * whether they still look so; with `onlyNodes`, just those (their agents started again).
+   */
+  async check(settled: Map<string, { node: string; done: ConfiguredAttachment }>, onlyNodes?: ReadonlySet<string>): Promise<void> {
     const byNode = new Map<string, Array<[string, ConfiguredAttachment]>>();
-    for (const [key, { node, done }] of settled) byNode.set(node, [...(byNode.get(node) ?? []), [key, done]]);
+    for (const [key, { node, done }] of settled) if (!onlyNodes || onlyNodes.has(node)) byNode.set(node, [...(byNode.get(node) ?? []), [key, done]]);
     // Keys no longer settled (torn down, being re-provisioned) have nothing to say.
-    for (const key of Object.keys(this.drift)) if (!settled.has(key)) delete this.drift[key];
+    for (const [key, d] of Object.entries(this.drift)) if (!settled.has(key) && (!onlyNodes || onlyNodes.has(d.node))) delete this.drift[key];
     await Promise.all([...byNode].map(async ([node, entries]) => {
       const expected: ExpectedInterface[] = entries.map(([, done]) => ({
         macAddress: done.macAddress,

@@ -30,6 +30,7 @@ import {
   emptyEntityState,
   forceFinishSignal,
   forceFinishUpdate,
+  nodeAgentStartedSignal,
   reconcileSignal,
   stateQuery,
   type ChildOutcome,
@@ -144,6 +145,13 @@ class NodeEniEntity {
       this.seen.outsideChanged = true;
       this.loop.markDirty();
     }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
+    setHandler(nodeAgentStartedSignal, ({ nodeName }) => {
+      // Every entity hears of every agent start: only one with an interface there has anything to verify.
+      if (!Object.keys(this.state.configured).some((key) => key.startsWith(`${this.uid}/${nodeName}/`))) return;
+      const nodes = (this.state.agentStarted ??= []);
+      if (!nodes.includes(nodeName)) nodes.push(nodeName);
+      this.loop.markDirty();
+    }, { description: "A node's agent started again: verify that node's interfaces now." });
     setHandler(childFinishedSignal, (outcome) => this.onChildFinished(outcome), { description: 'A provisioning or teardown child reports how it ended.' });
     setHandler(devicePluginAppliedSignal, (answer) => {
       const dp = this.state.devicePlugin[answer.nodeName];
@@ -264,7 +272,10 @@ class NodeEniEntity {
       const indices = this.deviceIndexPlanner(instances, managed);
       await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices)));
       // Nodes are asked on full passes whether what is settled still looks so; what drifted is re-applied.
+      // And a node whose agent started again (a restart may hide a reboot or a hand's change) at once.
+      const agentStarted = new Set(state.agentStarted?.splice(0));
       if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation));
+      else if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), agentStarted);
       const busy = new Set(Object.values(this.children).map((c) => c.key));
       const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString));
       await Promise.all(repairs.slice(0, Math.max(0, this.opts.maxConcurrentChildren - busy.size)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices, true)));

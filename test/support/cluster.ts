@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DataConverter } from '@temporalio/common';
 import { API_GROUP, API_VERSION, NODEENI_PLURAL } from '../../common/names.js';
@@ -12,6 +12,7 @@ import type { NodeENIObject, NodeENISpec } from '../../common/types.js';
 import { installRuntime, startWorkers, type RunningWorkers, type WorkerSpec } from '../../workers/bootstrap.js';
 import { controlWorkerSpecs } from '../../workers/control-worker.js';
 import { nodeAgentWorkerSpec } from '../../workers/node-agent-worker.js';
+import { announceNodeAgentStart } from '../../workers/node-agent-announce.js';
 import { makeJsonLogger } from '../../workers/logger.js';
 import { WORKFLOWS_DIR } from '../../workers/workflow-source.js';
 import { startWatcher, type Watcher } from '../../watcher/watcher.js';
@@ -192,9 +193,14 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
 
   const agents: Array<RunningWorkers | undefined> = [];
+  // Restarts announce themselves as the agent's process does; the first starts have no entity of this cluster to tell.
+  let announce = false;
   const startAgent = async (i: number) => {
     const n = nodes[i]!;
-    agents[i] ??= await startWorkers(connection, backends.temporalNamespace, [{ ...nodeAgentWorkerSpec({ host: n.host, nodeName: n.name }), ...opts.agents?.worker }]);
+    if (agents[i]) return;
+    agents[i] = await startWorkers(connection, backends.temporalNamespace, [{ ...nodeAgentWorkerSpec({ host: n.host, nodeName: n.name }), ...opts.agents?.worker }]);
+    // As the agent's process does (workers/node-agent-main.ts).
+    if (announce) await announceNodeAgentStart({ connection, namespace: backends.temporalNamespace, nodeName: n.name, logger: Runtime.instance().logger, retryDelayMs: 200 });
   };
   const stopAgent = async (i: number) => {
     const a = agents[i];
@@ -203,6 +209,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
     await a?.done;
   };
   for (let i = 0; i < nodes.length; i++) if (!opts.agents?.skip?.(i)) await startAgent(i);
+  announce = true;
   const kubelets = await Promise.all(
     (opts.devicePlugins ?? []).map((pod, i) =>
       pod ? startFakeKubelet({ kc, nodeName: nodes[i]!.name, host: nodes[i]!.host, namespace: pod.namespace, labels: pod.labels, pollMs: 200 }) : undefined,
