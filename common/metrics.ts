@@ -127,3 +127,12 @@ export function nodeEniMetrics(meter: MetricMeter) {
 }
 
 export type NodeEniMetrics = ReturnType<typeof nodeEniMetrics>;
+
+/** A resctrl pod group's monitoring counters (from mon_data): set by the workflow on its passes and by the node agent while it watches. */
+export function resctrlMonGauges(meter: MetricMeter) {
+  return {
+    llc: meter.createGauge('nodeeni_resctrl_pod_llc_occupancy_bytes', 'int', 'bytes', 'L3 occupancy of the pod group'),
+    mbmTotal: meter.createGauge('nodeeni_resctrl_pod_mbm_total_bytes', 'int', 'bytes', 'memory bandwidth total counter of the pod group'),
+    mbmLocal: meter.createGauge('nodeeni_resctrl_pod_mbm_local_bytes', 'int', 'bytes', 'memory bandwidth local counter of the pod group'),
+  };
+}

@@ -14,6 +14,7 @@
 // workflow ends itself when its node is gone.
 import { ActivityCancellationType, type ActivityInterfaceFor, continueAsNew, metricMeter, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { nodeTaskQueue } from '../common/names.js';
+import { resctrlMonGauges } from '../common/metrics.js';
 import {
   podsChangedSignal,
   resctrlStateQuery,
@@ -73,9 +74,7 @@ class ResctrlNode {
   private readonly gauges = {
     total: metricMeter.createGauge('nodeeni_resctrl_pod_total_containers', 'int', '', 'containers known for the pod'),
     reconciled: metricMeter.createGauge('nodeeni_resctrl_pod_reconciled_containers', 'int', '', 'containers whose threads are all in the pod group'),
-    llc: metricMeter.createGauge('nodeeni_resctrl_pod_llc_occupancy_bytes', 'int', 'bytes', 'L3 occupancy of the pod group'),
-    mbmTotal: metricMeter.createGauge('nodeeni_resctrl_pod_mbm_total_bytes', 'int', 'bytes', 'memory bandwidth total counter of the pod group'),
-    mbmLocal: metricMeter.createGauge('nodeeni_resctrl_pod_mbm_local_bytes', 'int', 'bytes', 'memory bandwidth local counter of the pod group'),
+    ...resctrlMonGauges(metricMeter),
   };
 
   constructor(input: ResctrlNodeInput) {

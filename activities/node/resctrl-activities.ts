@@ -3,6 +3,7 @@
 // the monitoring counters. Capacity is an answer, not an exception: the
 // workflow decides when to try again.
 import { Context } from '@temporalio/activity';
+import { resctrlMonGauges } from '../../common/metrics.js';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Host } from '../../host/host.js';
 import { containerCgroupPath, containerThreads, type QosClass } from '../../host/cgroup.js';
@@ -92,7 +93,7 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
      */
     async watchResctrl(input: WatchResctrlInput): Promise<WatchResctrlResult> {
       const ctx = Context.current();
-      const gauges = monGauges(ctx.metricMeter);
+      const gauges = resctrlMonGauges(ctx.metricMeter);
       const deadline = Date.now() + input.maxWaitMs;
       for (let polls = 1; ; polls++) {
         for (const pod of input.pods) {
@@ -169,15 +170,6 @@ export function createResctrlActivities({ host }: { host: Host; nodeName: string
   };
 }
 
-type MonGauges = ReturnType<typeof monGauges>;
-
-/** The groups' monitoring counters, exported by the agent while it watches (the workflow sets them on its passes too). */
-function monGauges(meter: Context['metricMeter']) {
-  return {
-    llc: meter.createGauge('nodeeni_resctrl_pod_llc_occupancy_bytes', 'int', 'bytes', 'L3 occupancy of the pod group'),
-    mbmTotal: meter.createGauge('nodeeni_resctrl_pod_mbm_total_bytes', 'int', 'bytes', 'memory bandwidth total counter of the pod group'),
-    mbmLocal: meter.createGauge('nodeeni_resctrl_pod_mbm_local_bytes', 'int', 'bytes', 'memory bandwidth local counter of the pod group'),
-  };
-}
+type MonGauges = ReturnType<typeof resctrlMonGauges>;
 
 export type ResctrlActivities = ReturnType<typeof createResctrlActivities>;
