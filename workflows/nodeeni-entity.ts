@@ -70,9 +70,6 @@ export const ENTITY_V2_PATCH = 'nodeeni-entity-v2';
  */
 export const ENTITY_V3_PATCH = 'nodeeni-entity-v3';
 
-/** v3 runs from here on read a full pass's instances and resolved spec in one activity (readWorldForPass). */
-export const ENTITY_READ_TOGETHER_PATCH = 'nodeeni-entity-read-together';
-
 const MAX_BACKOFF_MS = 30 * 60_000;
 
 /** When the NodeENI is gone: what force-finish left behind in EC2 (tagged for the sweeper), if anything. */
@@ -407,19 +404,14 @@ class NodeEniEntity {
       seen.fullAt = Date.now();
       seen.outsideChanged = false;
     }
-    // A full read takes the instances and the spec resolved in their VPCs in one activity (new runs only).
-    const together = full && wanted.length > 0 && patched(ENTITY_READ_TOGETHER_PATCH);
     if (wanted.length > 0) {
-      const knownTypes = [...seen.maxInterfaces.keys()];
-      const withSpec = together ? await read.readWorldForPass({ instanceIds: wanted, knownTypes, spec: observed.spec }) : undefined;
-      const got = withSpec ?? (await read.describeInstancesForPass({ instanceIds: wanted, knownTypes }));
+      const got = await read.describeInstancesForPass({ instanceIds: wanted, knownTypes: [...seen.maxInterfaces.keys()] });
       for (const i of got.instances) seen.instances.set(i.instanceId, i);
       for (const [type, max] of Object.entries(got.maxInterfaces)) seen.maxInterfaces.set(type, max);
-      if (withSpec) seen.resolved = { generation: observed.generation, byVpc: new Map(withSpec.resolved.map((r) => [r.vpcId, r])) };
     }
     const instances = instanceIds.map((id) => seen.instances.get(id)).filter((i): i is PassInstance => i !== undefined);
     const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
-    if ((full && !together) || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
+    if (full || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
       const resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
       seen.resolved = { generation: observed.generation, byVpc: new Map(resolved.map((r) => [r.vpcId, r])) };
     }

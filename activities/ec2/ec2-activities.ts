@@ -254,7 +254,7 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     return res.Reservations?.flatMap((r) => r.Instances ?? [])[0];
   }
 
-  const calls = {
+  return {
     /** The instances behind the selected nodes; instances that no longer exist are left out. */
     async describeInstances(input: { instanceIds: string[] }): Promise<InstanceInfo[]> {
       if (input.instanceIds.length === 0) return [];
@@ -610,18 +610,6 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
         if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return;
         throw toEc2Failure(err, `CreateTags ${input.eniId}`);
       }
-    },
-  };
-  return {
-    ...calls,
-    /**
-     * A full read of a pass in one task: the instances (describeInstancesForPass) and the spec
-     * resolved in each of their VPCs (resolveSpec), one round trip instead of two in a row.
-     */
-    async readWorldForPass(input: { instanceIds: string[]; knownTypes: string[]; spec: NodeENISpec }): Promise<PassInstances & { resolved: ResolvedSpec[] }> {
-      const got = await calls.describeInstancesForPass(input);
-      const vpcs = [...new Set(got.instances.map((i) => i.vpcId))].sort();
-      return { ...got, resolved: await Promise.all(vpcs.map((vpcId) => calls.resolveSpec({ spec: input.spec, vpcId }))) };
     },
   };
 }
