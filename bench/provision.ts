@@ -64,7 +64,9 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
   --profile      the workflow events in time order (entity, children), written to the state directory:
                  timeline-n<N>.txt; with --runs timeline-<run>.txt each, and the second run's printed
   --control-node-options "FLAGS"  NODE_OPTIONS of the control worker process, e.g. V8 heap settings
-                 such as "--max-semi-space-size=1" to compare its memory`;
+                 such as "--max-semi-space-size=1" to compare its memory (short for --control-env NODE_OPTIONS=…)
+  --control-env KEY=VALUE, --watcher-env KEY=VALUE  a setting of that component's process (repeatable),
+                 e.g. --control-env WORKFLOW_CACHE_SIZE=150 --watcher-env MAX_CONCURRENT_CHILDREN=100`;
 
 interface Args {
   sizes: number[];
@@ -77,8 +79,9 @@ interface Args {
   stockMoto: boolean;
   keep: boolean;
   profile: boolean;
-  /** NODE_OPTIONS of the control worker process (V8 heap settings to compare). */
-  controlNodeOptions?: string;
+  /** Extra environment of the control worker and watcher processes (settings to compare). */
+  controlEnv: Record<string, string>;
+  watcherEnv: Record<string, string>;
 }
 
 function usage(problem?: string): never {
@@ -92,8 +95,14 @@ function positiveInt(v: string, what: string): number {
   return n;
 }
 
+function keyValue(v: string, what: string): Record<string, string> {
+  const m = /^([A-Z][A-Z0-9_]*)=(.*)$/s.exec(v);
+  if (!m) usage(`${what}: "${v}" is not KEY=VALUE`);
+  return { [m[1]!]: m[2]! };
+}
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: [], subnets: 1, pollMs: 500, fromSource: false, stockMoto: false, keep: false, profile: false };
+  const args: Args = { sizes: [], subnets: 1, pollMs: 500, fromSource: false, stockMoto: false, keep: false, profile: false, controlEnv: {}, watcherEnv: {} };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -108,7 +117,9 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--timeout') args.timeoutSeconds = positiveInt(value(), '--timeout');
     else if (a === '--keep') args.keep = true;
     else if (a === '--profile') args.profile = true;
-    else if (a === '--control-node-options') args.controlNodeOptions = value();
+    else if (a === '--control-node-options') args.controlEnv.NODE_OPTIONS = value();
+    else if (a === '--control-env') Object.assign(args.controlEnv, keyValue(value(), a));
+    else if (a === '--watcher-env') Object.assign(args.watcherEnv, keyValue(value(), a));
     else if (a === '--from-source') args.fromSource = true;
     else if (a === '--stock-moto') args.stockMoto = true;
     else if (a === '--help' || a === '-h') usage();
@@ -224,7 +235,7 @@ interface Bench {
   stop(): Promise<void>;
 }
 
-async function startBench(env: Env, n: number, k: number, pollMs: number, controlNodeOptions?: string): Promise<Bench> {
+async function startBench(env: Env, n: number, k: number, pollMs: number, settings: Pick<Args, 'controlEnv' | 'watcherEnv'>): Promise<Bench> {
   const t0 = Date.now();
   const before = sampleProc(process.pid)!.rssMiB;
   // Node subnets hold ~2/3 of the instances (zone a), each secondary subnet as many ENIs: /24 up to ~240 nodes.
@@ -249,6 +260,7 @@ async function startBench(env: Env, n: number, k: number, pollMs: number, contro
   const first = c.nodes[0]!;
   const agent = startEntryPoint('node-agent', 'bench/node-agent-process', {
     dist: env.dist,
+    shippedAs: 'workers/node-agent',
     stdin: true,
     logFile: path.join(logs, 'node-agent.log'),
     env: {
@@ -266,9 +278,9 @@ async function startBench(env: Env, n: number, k: number, pollMs: number, contro
     agent.child.stdin.write(`${line}\n`);
     sent = line;
   });
-  const control = await controlWorkerProcess(c, { dist: env.dist, logFile: path.join(logs, 'control-worker.log'), ...(controlNodeOptions ? { env: { NODE_OPTIONS: controlNodeOptions } } : {}) });
+  const control = await controlWorkerProcess(c, { dist: env.dist, logFile: path.join(logs, 'control-worker.log'), env: settings.controlEnv });
   // The shipped watcher defaults (resync, timeouts, concurrent children) as a user would run it.
-  const watcher = await watcherProcess(c, { dist: env.dist, logFile: path.join(logs, 'watcher.log'), timings: 'shipped' });
+  const watcher = await watcherProcess(c, { dist: env.dist, logFile: path.join(logs, 'watcher.log'), timings: 'shipped', env: settings.watcherEnv });
   env.sampler.watch(`control worker ${c.runId}`, control.child.pid);
   env.sampler.watch(`watcher ${c.runId}`, watcher.child.pid);
   env.sampler.watch(`node agent ${c.runId}`, agent.child.pid);
@@ -374,6 +386,8 @@ interface Phase {
   throttledByAction: Record<string, number>;
   /** Under EC2's documented buckets (throttle.ts), whether or not the proxy enforced them. */
   lowerBoundSeconds: number;
+  /** Per action, seconds from the phase's start to its first and last served call. */
+  spans: Record<string, { first: number; last: number }>;
   cpu: ProcStats[];
 }
 
@@ -395,7 +409,8 @@ interface SizeResult {
   load: number[];
 }
 
-function phaseFigures(state: FaultProxyState, seconds: number, cpu: ProcStats[]): Phase {
+function phaseFigures(state: FaultProxyState, startedMs: number, seconds: number, cpu: ProcStats[]): Phase {
+  const spans = Object.fromEntries(Object.entries(state.servedSpan).map(([a, s]) => [a, { first: (s.firstMs - startedMs) / 1000, last: (s.lastMs - startedMs) / 1000 }]));
   const calls = state.countsByAccount[MOTO_DEFAULT_ACCOUNT] ?? {};
   return {
     seconds,
@@ -404,6 +419,7 @@ function phaseFigures(state: FaultProxyState, seconds: number, cpu: ProcStats[])
     throttled: state.throttled.total,
     throttledByAction: state.throttled.byAction,
     lowerBoundSeconds: lowerBoundSecondsAll(state.served, throttlePreset('aws')),
+    spans,
     cpu,
   };
 }
@@ -414,7 +430,7 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
   const interval = n >= 100 ? 1000 : 250;
   const started = new Date();
   log(`N=${n}: seeding ${n} instances, ${n} Nodes, ${n - 1} simulated agents in this process, 1 agent process, control worker, watcher…`);
-  const b = await startBench(env, n, k, args.pollMs, args.controlNodeOptions);
+  const b = await startBench(env, n, k, args.pollMs, args);
   const { c } = b;
   log(`N=${n}: set up in ${b.setupSeconds.toFixed(0)} s (run ${c.runId}); creating the NodeENI (${b.attachments} attachments)`);
   const loop = monitorEventLoopDelay({ resolution: 20 });
@@ -433,7 +449,7 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     });
     const ready = await waitReady(c, 'bench', b.attachments, t0, timeoutMs, interval);
     const provisionState = await c.fault.state();
-    const provision = { ...phaseFigures(provisionState, ready.seconds, env.sampler.mark()), ready: ready.ready, readyCount: ready.readyCount, everFailed: ready.everFailed.size, failedAtEnd: ready.failedAtEnd };
+    const provision = { ...phaseFigures(provisionState, t0, ready.seconds, env.sampler.mark()), ready: ready.ready, readyCount: ready.readyCount, everFailed: ready.everFailed.size, failedAtEnd: ready.failedAtEnd };
     load.push(loadavg()[0]!);
     log(`N=${n}: ${ready.ready ? 'Ready' : `NOT Ready (${ready.readyCount}/${b.attachments})`} after ${ready.seconds.toFixed(1)} s; deleting`);
 
@@ -442,7 +458,7 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     await c.deleteNodeEni('bench');
     const gone = await waitGone(env, c, 'bench', obj.metadata.uid, t1, timeoutMs, interval);
     const teardownState = await c.fault.state();
-    const teardown = { ...phaseFigures(teardownState, gone.seconds, env.sampler.mark()), gone: gone.gone, objectSeconds: gone.objectSeconds, leftoverEnis: gone.leftoverEnis };
+    const teardown = { ...phaseFigures(teardownState, t1, gone.seconds, env.sampler.mark()), gone: gone.gone, objectSeconds: gone.objectSeconds, leftoverEnis: gone.leftoverEnis };
     loop.disable();
     load.push(loadavg()[0]!);
     log(`N=${n}: ${gone.gone ? 'gone' : `NOT gone (${gone.leftoverEnis} ENIs left)`} after ${gone.seconds.toFixed(1)} s; scanning workflow histories`);
@@ -488,7 +504,7 @@ interface LatencyResult {
 async function runLatency(env: Env, args: Args): Promise<LatencyResult> {
   const k = args.subnets;
   const timeoutMs = (args.timeoutSeconds ?? 300) * 1000;
-  const b = await startBench(env, 1, k, Math.min(args.pollMs, 200), args.controlNodeOptions);
+  const b = await startBench(env, 1, k, Math.min(args.pollMs, 200), args);
   const { c } = b;
   const out: LatencyResult = { runs: args.runs!, ready: [], deleted: [], failures: [] };
   try {
@@ -564,10 +580,12 @@ function sizeTables(results: SizeResult[], args: Args): string {
     }
     lines.push('');
     const actions = [...new Set([...Object.keys(r.provision.calls), ...Object.keys(r.teardown.calls)])].sort();
-    lines.push('| EC2 action | provision | teardown | of them throttled: provision | teardown |');
-    lines.push('|---|---|---|---|---|');
+    // First → last served call, seconds after the create (delete): where each API's time went.
+    const span = (ph: Phase, a: string) => (ph.spans[a] ? `${ph.spans[a].first.toFixed(1)} → ${ph.spans[a].last.toFixed(1)} s` : '-');
+    lines.push('| EC2 action | provision | teardown | of them throttled: provision | teardown | served provision | served teardown |');
+    lines.push('|---|---|---|---|---|---|---|');
     for (const a of actions) {
-      lines.push(`| ${a} | ${r.provision.calls[a] ?? 0} | ${r.teardown.calls[a] ?? 0} | ${r.provision.throttledByAction[a] ?? 0} | ${r.teardown.throttledByAction[a] ?? 0} |`);
+      lines.push(`| ${a} | ${r.provision.calls[a] ?? 0} | ${r.teardown.calls[a] ?? 0} | ${r.provision.throttledByAction[a] ?? 0} | ${r.teardown.throttledByAction[a] ?? 0} | ${span(r.provision, a)} | ${span(r.teardown, a)} |`);
     }
   }
   return lines.join('\n');

@@ -150,6 +150,11 @@ export interface FaultProxyState {
    * (throttle.ts) takes. Counted with throttling off too.
    */
   served: Record<string, Record<string, number>>;
+  /**
+   * When each action was first and last served (epoch ms), since the same
+   * moment as `served`: with the counts, the rate each API actually got.
+   */
+  servedSpan: Record<string, { firstMs: number; lastMs: number }>;
 }
 
 const MAX_SEED = 0xffffffff;
@@ -319,6 +324,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const buckets = new ThrottleBuckets(initialThrottle(opts.throttle));
   let throttled = emptyThrottled();
   let served: Record<string, Record<string, number>> = {};
+  let servedSpan: Record<string, { firstMs: number; lastMs: number }> = {};
   let rules: LiveRule[] = [];
   let nextRuleId = 1;
   let countsByAccount: Record<string, Record<string, number>> = {};
@@ -358,6 +364,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       throttle: buckets.settings,
       throttled: structuredClone(throttled),
       served: structuredClone(served),
+      servedSpan: structuredClone(servedSpan),
     };
   };
 
@@ -448,6 +455,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       injected = emptyInjected();
       throttled = emptyThrottled();
       served = {};
+      servedSpan = {};
       buckets.refillAll();
       ruleSeeds = mulberry32(seed);
       return sendJson(res, 200, state());
@@ -475,6 +483,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       buckets.set(mergeThrottleSettings(buckets.settings, parsed.data));
       // `served` counts from the moment every bucket was full, as lowerBoundSeconds assumes.
       served = {};
+      servedSpan = {};
       return sendJson(res, 200, throttleStatus());
     }
     return sendJson(res, 404, { error: `no control endpoint ${req.method} ${path}` });
@@ -499,6 +508,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     }
     const perScope = (served[decision.scope] ??= {});
     perScope[decision.bucket] = (perScope[decision.bucket] ?? 0) + 1;
+    const servedAt = Date.now();
+    const span = (servedSpan[call.action] ??= { firstMs: servedAt, lastMs: servedAt });
+    span.lastMs = servedAt;
 
     const rule = firingRule(call)?.rule;
     if (rule) {
