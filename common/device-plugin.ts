@@ -251,3 +251,19 @@ export function resourcesOf(cfg: DevicePluginConfig): Record<string, number> {
   }
   return out;
 }
+
+/** Where the SR-IOV device plugin usually runs, and the labels its pods carry (seed 001's defaults and the common operators'). */
+export const DEFAULT_DEVICE_PLUGIN_NAMESPACES: readonly string[] = Object.freeze([
+  'kube-system',
+  'sriov-network-operator',
+  'openshift-sriov-network-operator',
+  'intel-device-plugins-operator',
+  'default',
+]);
+export const DEFAULT_DEVICE_PLUGIN_SELECTORS: readonly string[] = Object.freeze([
+  'app=sriov-device-plugin',
+  'app=kube-sriov-device-plugin',
+  'name=sriov-device-plugin',
+  'component=sriov-device-plugin',
+  'app=sriovdp',
+]);

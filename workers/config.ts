@@ -6,9 +6,8 @@ import { accessSync, constants as fsConstants, existsSync, readFileSync, statSyn
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_CONTROL_TASK_QUEUE, DEFAULT_SWEEPER_SCHEDULE_ID } from '../common/names.js';
-import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH } from '../common/device-plugin.js';
+import { DEFAULT_DEVICE_PLUGIN_CONFIG_PATH, DEFAULT_DEVICE_PLUGIN_NAMESPACES, DEFAULT_DEVICE_PLUGIN_SELECTORS } from '../common/device-plugin.js';
 import { validateDevicePluginConfigPath } from '../activities/node/device-plugin-activities.js';
-import { DEFAULT_DEVICE_PLUGIN_NAMESPACES, DEFAULT_DEVICE_PLUGIN_SELECTORS } from '../activities/kube/device-plugin-activities.js';
 
 const dnsSubdomain = z
   .string()

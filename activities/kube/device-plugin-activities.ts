@@ -9,21 +9,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { httpCode, toKubeFailure } from './errors.js';
 import { parseResourceName } from '../../common/device-plugin.js';
 
-/** Where device plugin pods live in the common deployments (seed 001, plus upstream's `app=sriovdp`). */
-export const DEFAULT_DEVICE_PLUGIN_NAMESPACES: readonly string[] = Object.freeze([
-  'kube-system',
-  'sriov-network-operator',
-  'openshift-sriov-network-operator',
-  'intel-device-plugins-operator',
-  'default',
-]);
-export const DEFAULT_DEVICE_PLUGIN_SELECTORS: readonly string[] = Object.freeze([
-  'app=sriov-device-plugin',
-  'app=kube-sriov-device-plugin',
-  'name=sriov-device-plugin',
-  'component=sriov-device-plugin',
-  'app=sriovdp',
-]);
+// Where device plugin pods live in the common deployments: the defaults live with the other device-plugin facts that need no Kubernetes client (the node agent's config reads them).
+export { DEFAULT_DEVICE_PLUGIN_NAMESPACES, DEFAULT_DEVICE_PLUGIN_SELECTORS } from '../../common/device-plugin.js';
 
 export const DEVICE_PLUGIN_RESTART_FAILURES = {
   notReady: 'DevicePluginNotReady',
