@@ -125,6 +125,8 @@ export interface EntityOptions {
   maxStatusAttachments: number;
   /** While children run, how often the entity asks Temporal whether one keeps retrying a step (to say so in status). */
   childCheckSeconds: number;
+  /** Nodes one pass asks whether their interfaces drifted; a round over more is spread over passes (workflows/drift.ts). */
+  driftNodesPerPass: number;
   /** Base URL of the Temporal UI; status.workflowURL links to the entity when set. */
   uiBaseUrl?: string;
 }
@@ -140,6 +142,7 @@ export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   maxConcurrentChildren: 300,
   maxStatusAttachments: 500,
   childCheckSeconds: 30,
+  driftNodesPerPass: 100,
 };
 
 export interface EntityState {
@@ -159,6 +162,13 @@ export interface EntityState {
   drift?: Record<string, DriftRecord>;
   /** Nodes whose agent (re)started since the last pass: their interfaces are verified at once. */
   agentStarted?: string[];
+  /**
+   * The current round of drift checks (workflows/drift.ts), carried across continue-as-new so a new
+   * run does not start another: when it started (epoch ms) and the nodes it has yet to ask.
+   */
+  driftRound?: { startedAt: number; pending: string[] };
+  /** When the entity last asked Temporal how its children are doing (epoch ms), carried across continue-as-new. */
+  childrenCheckedAt?: number;
 }
 
 /** What a node's agent reported different from what was configured, and when. */

@@ -2,6 +2,7 @@
 // and carries its state over (nothing is provisioned again), and every
 // workflow history the system produced replays deterministically.
 import { Worker } from '@temporalio/worker';
+import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
 import { reconcileSignal } from '../common/workflow-api.js';
@@ -11,7 +12,9 @@ import { dataConverter } from '../workers/payload-codec.js';
 
 let c: TestCluster;
 beforeAll(async () => {
-  c = await createTestCluster({ entityOptions: { maxHistoryLength: 60 } });
+  // One node a drift pass and a resync an hour away: a round over three nodes takes three passes,
+  // and only a signal starts one.
+  c = await createTestCluster({ entityOptions: { maxHistoryLength: 60, driftNodesPerPass: 1, resyncSeconds: 3600 } });
 });
 afterAll(async () => {
   await c?.dispose();
@@ -44,8 +47,49 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('can')) === undefined, 90_000);
   });
 
+  it('asks the nodes about drift one pass at a time, in one round that a new run neither drops nor starts again', async () => {
+    const obj = await c.createNodeEni('rounds', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
+    await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('rounds'), 3), 90_000);
+    const workflowId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
+    // Settled, nothing runs: the next verify is the round this signal starts.
+    await new Promise((r) => setTimeout(r, 2000));
+    const since = Date.now();
+    await c.client.workflow.getHandle(workflowId).signal(reconcileSignal);
+
+    const verifies = async () => {
+      const out: Array<{ run: string; pass: string }> = [];
+      const runs: string[] = [];
+      for await (const wf of c.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+        const history = await c.client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
+        if (wf.startTime.getTime() >= since) runs.push(wf.runId);
+        for (const e of history.events ?? []) {
+          const a = e.activityTaskScheduledEventAttributes;
+          const at = Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+          if (e.eventType === proto.temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && a?.activityType?.name === 'verifyInterfaces' && at >= since) {
+            out.push({ run: wf.runId, pass: `${wf.runId}/${String(a.workflowTaskCompletedEventId)}` });
+          }
+        }
+      }
+      return { out, runs };
+    };
+    const round = await eventually('the round asked all three nodes', async () => {
+      const v = await verifies();
+      return v.out.length >= 3 && v;
+    }, 30_000);
+    // One node a pass.
+    expect(new Set(round.out.map((v) => v.pass)).size).toBe(round.out.length);
+    // The history limit (60 events) made the entity continue as new on the way; the round went on, and the new run did not begin another.
+    await new Promise((r) => setTimeout(r, 8000));
+    const later = await verifies();
+    expect(later.runs.length, 'a new run since the signal').toBeGreaterThanOrEqual(1);
+    expect(later.out).toHaveLength(3);
+
+    await c.deleteNodeEni('rounds');
+    await eventually('deleted', async () => (await c.getNodeEni('rounds')) === undefined, 90_000);
+  });
+
   it('replays every workflow history of this test deterministically', async () => {
-    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can'` }).intoHistories();
+    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can' OR NodeENI = '${c.runId}-rounds'` }).intoHistories();
     let replayed = 0;
     for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
       expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();

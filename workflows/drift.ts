@@ -20,8 +20,28 @@ const REPAIRABLE = new Set<InterfaceDrift['kind']>(['mtu', 'down', 'driver']);
 export class NodeDrift {
   private readonly drift: Record<string, DriftRecord>;
 
-  constructor(state: EntityState, private readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>) {
+  constructor(private readonly state: EntityState, private readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>) {
     this.drift = state.drift ??= {};
+  }
+
+  /**
+   * One step of a round of checks. A round asks every node with settled attachments, at most
+   * `perPass` a pass (one activity each, three history events: a round over a thousand nodes in one
+   * pass would fill a run's history), and is kept in the entity state, so continue-as-new neither
+   * loses nor restarts it. `start` begins a new round (the resync came, or something outside
+   * changed) from every such node. Returns whether nodes are left for a next pass.
+   */
+  async checkRound(settled: Map<string, { node: string; done: ConfiguredAttachment }>, start: boolean, perPass: number): Promise<boolean> {
+    const nodes = [...new Set([...settled.values()].map((s) => s.node))].sort();
+    if (start) this.state.driftRound = { startedAt: Date.now(), pending: nodes };
+    for (const [key] of Object.entries(this.drift)) if (!settled.has(key)) delete this.drift[key];
+    const round = this.state.driftRound;
+    if (!round) return false;
+    const present = new Set(nodes);
+    round.pending = round.pending.filter((n) => present.has(n));
+    const now = new Set(round.pending.splice(0, Math.max(1, perPass)));
+    if (now.size > 0) await this.check(settled, now);
+    return round.pending.length > 0;
   }
 
   /**

@@ -70,6 +70,17 @@ export const ENTITY_V2_PATCH = 'nodeeni-entity-v2';
  */
 export const ENTITY_V3_PATCH = 'nodeeni-entity-v3';
 
+/**
+ * Drift checks in rounds kept in the state (at most `driftNodesPerPass` nodes a pass, a new round on
+ * the resync or a change from outside, not on every new run), and the children check's time carried
+ * across continue-as-new. Before, a new run's first pass asked every node at once: past ~650 nodes
+ * that alone filled the history, so the run continued as new and the next one asked again.
+ */
+export const DRIFT_ROUNDS_PATCH = 'nodeeni-entity-drift-rounds';
+
+/** While a round of drift checks has nodes left, the next pass comes this soon. */
+const DRIFT_ROUND_STEP_MS = 1000;
+
 const MAX_BACKOFF_MS = 30 * 60_000;
 
 /** When the NodeENI is gone: what force-finish left behind in EC2 (tagged for the sweeper), if anything. */
@@ -81,7 +92,7 @@ export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | 
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
   const v3 = patched(ENTITY_V3_PATCH);
   // Adopting the Go controller's ENIs changes which activities a pass schedules: new runs only.
-  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH)).run();
+  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH), v3 && patched(DRIFT_ROUNDS_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -101,8 +112,10 @@ class NodeEniEntity {
   /** ENIs on their way out as of the last pass: what force-finish can act on. */
   private removing: ManagedEni[] = [];
   private readonly forceOutcomes = new Map<ForceFinishRequest, ForceOutcome>();
-  /** When this run last asked Temporal how its children are doing (0: not yet, so a new run checks at once). */
-  private childrenCheckedAt = 0;
+  /** Before DRIFT_ROUNDS_PATCH: when this run last asked Temporal how its children are doing (0: not yet, so a new run checks at once). */
+  private runChildrenCheckedAt = 0;
+  /** A reconcile signal (something outside changed) since the last pass: a new round of drift checks. */
+  private outsideSignalled = false;
   /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
   private readonly seen: SeenWorld = { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
   /** Child workflow IDs start with this (v3: the short `nodeeni/<name>`; v2 runs keep their entity ID). */
@@ -117,7 +130,7 @@ class NodeEniEntity {
   /** Migration: takes over the ENIs the Go controller created for this NodeENI (runs with ADOPT_GO_PATCH). */
   private readonly adoption?: GoControllerAdoption;
 
-  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false) {
+  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -140,6 +153,7 @@ class NodeEniEntity {
 
     setHandler(reconcileSignal, () => {
       this.seen.outsideChanged = true;
+      this.outsideSignalled = true;
       this.loop.markDirty();
     }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
     setHandler(nodeAgentStartedSignal, ({ nodeName }) => {
@@ -262,6 +276,7 @@ class NodeEniEntity {
 
     // Nothing is created before our finalizer guards the object (the watcher adds it).
     let provision = alive && observed.hasFinalizer ? plan.provision.filter((d) => this.mayRebind(d, observed)) : [];
+    let driftLeft = false;
     if (this.v3) {
       // A window of children; teardowns (started below, after the device plugin let go) get the room first.
       const room = Math.max(0, this.opts.maxConcurrentChildren - Object.keys(this.children).length - plan.teardown.length);
@@ -271,7 +286,13 @@ class NodeEniEntity {
       // Nodes are asked on full passes whether what is settled still looks so; what drifted is re-applied.
       // And a node whose agent started again (a restart may hide a reboot or a hand's change) at once.
       const agentStarted = new Set(state.agentStarted?.splice(0));
-      if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation));
+      if (this.driftRounds) {
+        const round = state.driftRound;
+        const startRound = this.outsideSignalled || !round || Date.now() - round.startedAt >= this.opts.resyncSeconds * 1000;
+        this.outsideSignalled = false;
+        if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), agentStarted);
+        if (alive) driftLeft = await this.nodeDrift.checkRound(this.settled(plan, observed.generation), startRound, this.opts.driftNodesPerPass);
+      } else if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation));
       else if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), agentStarted);
       const busy = new Set(Object.values(this.children).map((c) => c.key));
       const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString));
@@ -308,8 +329,19 @@ class NodeEniEntity {
     }
     const wakeForRetry = nextChildRetry(state);
     const wakeForCheck = this.v3 && inFlight.length > 0 ? this.opts.childCheckSeconds * 1000 : undefined;
-    const wakes = [wakeForRetry, wakeForCheck].filter((ms): ms is number => ms !== undefined);
+    const wakeForDrift = driftLeft ? DRIFT_ROUND_STEP_MS : undefined;
+    const wakes = [wakeForRetry, wakeForCheck, wakeForDrift].filter((ms): ms is number => ms !== undefined);
     return { wakeInMs: wakes.length > 0 ? Math.min(...wakes) : undefined };
+  }
+
+  /** When the children were last checked: kept in the state (so a new run does not check at once) with DRIFT_ROUNDS_PATCH. */
+  private get childrenCheckedAt(): number {
+    return this.driftRounds ? (this.state.childrenCheckedAt ?? 0) : this.runChildrenCheckedAt;
+  }
+
+  private set childrenCheckedAt(at: number) {
+    if (this.driftRounds) this.state.childrenCheckedAt = at;
+    else this.runChildrenCheckedAt = at;
   }
 
   /**
