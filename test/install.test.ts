@@ -19,6 +19,7 @@ import type { z } from 'zod';
 import { PROJECT_ROOT, TOOL, TOOLS_DIR, requireTool } from '../sandbox/backends/tools.js';
 import { controlConfigSchema, loadConfig, nodeAgentConfigSchema, temporalTlsEnabled, watcherConfigSchema } from '../workers/config.js';
 import { getBackends } from './support/backends.js';
+import { DEFAULT_CONTROL_TASK_QUEUE, EC2_APIS, ec2TaskQueue } from '../common/names.js';
 
 const HELM = path.join(TOOLS_DIR, 'bin', 'helm');
 const CHART = path.join(PROJECT_ROOT, 'deploy', 'helm', 'nodeeni');
@@ -580,5 +581,19 @@ describe('helm itself', () => {
     const { stdout } = await helm(['version', '--template', '{{.Version}}']);
     expect(stdout.trim()).toBe(pinned);
     expect(existsSync(path.join(PROJECT_ROOT, 'tools', 'helm', 'build.sh'))).toBe(true);
+  });
+});
+
+describe('the Temporal dynamic config for the paced queues (deploy/temporal)', () => {
+  it('gives each paced EC2 task queue, and only those, one read and one write partition', async () => {
+    const file = await readFile(path.join(DEPLOY, 'temporal', 'dynamicconfig-paced-queues.yaml'), 'utf8');
+    const config = parseAllDocuments(file)[0]!.toJS() as Record<string, { value: unknown; constraints: { namespace: string; taskQueueName: string } }[]>;
+    const paced = EC2_APIS.map((api) => ec2TaskQueue(DEFAULT_CONTROL_TASK_QUEUE, api)).sort();
+    expect(Object.keys(config).sort()).toEqual(['matching.numTaskqueueReadPartitions', 'matching.numTaskqueueWritePartitions']);
+    for (const entries of Object.values(config)) {
+      expect(entries.map((e) => e.constraints.taskQueueName).sort()).toEqual(paced);
+      expect(new Set(entries.map((e) => e.value))).toEqual(new Set([1]));
+      expect(new Set(entries.map((e) => e.constraints.namespace))).toEqual(new Set(['default']));
+    }
   });
 });
