@@ -139,7 +139,7 @@ export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   failureBackoffSeconds: 60,
   provisionDeadlineSeconds: 900,
   clusterName: 'default',
-  maxConcurrentChildren: 300,
+  maxConcurrentChildren: 100,
   maxStatusAttachments: 500,
   childCheckSeconds: 30,
   driftNodesPerPass: 100,

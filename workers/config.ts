@@ -179,6 +179,14 @@ export const controlConfigSchema = z.object({
   EC2_MUTATING_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(5),
   /** Pace of the describes reconcile passes make (EC2 refills DescribeNetworkInterfaces at 20 per second). */
   EC2_READ_CALLS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
+  /**
+   * Workflows kept in the control worker's memory between their tasks (Temporal's sticky cache). The
+   * SDK's default grows with the V8 heap limit (about 2,000 on a large machine); each cached workflow
+   * holds its own state (about 1 MiB), so this, not the cluster's size, bounds the worker's memory. Keep
+   * it above the watcher's MAX_CONCURRENT_CHILDREN (100): an evicted workflow is replayed from its
+   * history on its next task.
+   */
+  WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(2).max(100_000).default(150),
   /** Create missing custom search attributes at start (needs operator rights on the namespace). */
   TEMPORAL_CREATE_SEARCH_ATTRIBUTES: trueFalse.default('false').transform((v) => v === 'true'),
   /** The watcher's CLUSTER_NAME: the leaked-ENI sweeper looks only at ENIs tagged with it. */
@@ -208,7 +216,7 @@ export const watcherConfigSchema = z.object({
   /** Base URL of the Temporal UI (e.g. https://temporal.example.com): each NodeENI's status.workflowURL links to its workflow. */
   TEMPORAL_UI_URL: optional(z.string().url('must be a URL such as https://temporal-ui.example.com')),
   /** Provisioning and teardown children one NodeENI runs at once (Temporal's default limit is 2,000 pending children). */
-  MAX_CONCURRENT_CHILDREN: z.coerce.number().int().min(1).max(1000).default(300),
+  MAX_CONCURRENT_CHILDREN: z.coerce.number().int().min(1).max(1000).default(100),
   /** Rows in status.attachments; beyond it Ready rows are counted in status.attachmentsOmitted. */
   MAX_STATUS_ATTACHMENTS: z.coerce.number().int().min(1).max(2000).default(500),
   /** Per-pod resctrl groups (seed 004): watch pods and keep one group per pod on every node. */

@@ -28,6 +28,8 @@ export interface ControlWorkerDeps {
   ec2MutatingPerSecond?: number;
   /** Task-queue rate of the describes reconcile passes make. */
   ec2ReadPerSecond?: number;
+  /** Workflows kept cached between their tasks (WORKFLOW_CACHE_SIZE); the SDK's default (sized by the heap) when omitted. */
+  maxCachedWorkflows?: number;
   /** Overrides the system's data converter (workers/payload-codec.ts), e.g. a lower compression threshold in a test. */
   dataConverter?: DataConverter;
 }
@@ -60,6 +62,7 @@ function controlWorkerSpec(deps: ControlWorkerDeps, ec2: ReturnType<typeof creat
     ...(deps.identity ? { identity: deps.identity } : {}),
     ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}),
     ...deps.workflows,
+    ...(deps.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: deps.maxCachedWorkflows } : {}),
     activities: {
       // Also here: histories written before the EC2 queues existed schedule EC2 activities on this queue.
       ...ec2,

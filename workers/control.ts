@@ -48,6 +48,7 @@ const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE,
     },
     ec2MutatingPerSecond: config.EC2_MUTATING_CALLS_PER_SECOND,
     ec2ReadPerSecond: config.EC2_READ_CALLS_PER_SECOND,
+    maxCachedWorkflows: config.WORKFLOW_CACHE_SIZE,
   }),
 );
 logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
