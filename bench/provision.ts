@@ -635,7 +635,11 @@ try {
     failed = r.failures.length > 0;
   } else {
     const results: SizeResult[] = [];
-    for (const n of args.sizes) results.push(await runSize(env, args, n));
+    for (const n of args.sizes) {
+      results.push(await runSize(env, args, n));
+      // Every size's line, for runs over several; stdout still ends with the last one.
+      log(`N=${n}: ${sizeJson(results.at(-1)!)}`);
+    }
     output = `${sizeTables(results, args)}\n\n${sizeJson(results.at(-1)!)}`;
   }
 } catch (err) {
