@@ -47,7 +47,7 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('can')) === undefined, 90_000);
   });
 
-  it('asks the nodes about drift one pass at a time, in one round that a new run neither drops nor starts again', async () => {
+  it('asks the nodes about drift one pass at a time, in one round that a new run neither drops nor starts again, and a signal adds to', async () => {
     const obj = await c.createNodeEni('rounds', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
     await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('rounds'), 3), 90_000);
     const workflowId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
@@ -56,8 +56,8 @@ describe('entity history', () => {
     const since = Date.now();
     await c.client.workflow.getHandle(workflowId).signal(reconcileSignal);
 
-    const verifies = async () => {
-      const out: Array<{ run: string; pass: string }> = [];
+    const verifies = async (since: number) => {
+      const out: Array<{ run: string; pass: string; node: string; at: number }> = [];
       const runs: string[] = [];
       for await (const wf of c.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
         const history = await c.client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
@@ -66,23 +66,35 @@ describe('entity history', () => {
           const a = e.activityTaskScheduledEventAttributes;
           const at = Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
           if (e.eventType === proto.temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && a?.activityType?.name === 'verifyInterfaces' && at >= since) {
-            out.push({ run: wf.runId, pass: `${wf.runId}/${String(a.workflowTaskCompletedEventId)}` });
+            out.push({ run: wf.runId, pass: `${wf.runId}/${String(a.workflowTaskCompletedEventId)}`, node: a.taskQueue?.name ?? '', at });
           }
         }
       }
-      return { out, runs };
+      return { out: out.sort((x, y) => x.at - y.at), runs };
     };
     const round = await eventually('the round asked all three nodes', async () => {
-      const v = await verifies();
+      const v = await verifies(since);
       return v.out.length >= 3 && v;
     }, 30_000);
     // One node a pass.
     expect(new Set(round.out.map((v) => v.pass)).size).toBe(round.out.length);
     // The history limit (60 events) made the entity continue as new on the way; the round went on, and the new run did not begin another.
     await new Promise((r) => setTimeout(r, 8000));
-    const later = await verifies();
+    const later = await verifies(since);
     expect(later.runs.length, 'a new run since the signal').toBeGreaterThanOrEqual(1);
     expect(later.out).toHaveLength(3);
+
+    // A signal while a round runs adds what is not queued to its end instead of starting over: with
+    // changes signalled faster than a round takes, the nodes sorted last would never be asked.
+    const again = Date.now();
+    await c.client.workflow.getHandle(workflowId).signal(reconcileSignal);
+    await eventually('the new round asked a first node', async () => (await verifies(again)).out.length >= 1, 30_000);
+    await c.client.workflow.getHandle(workflowId).signal(reconcileSignal);
+    const next = await eventually('three more asked', async () => {
+      const v = await verifies(again);
+      return v.out.length >= 3 && v;
+    }, 30_000);
+    expect(new Set(next.out.slice(0, 3).map((v) => v.node)).size, next.out.map((v) => v.node).join(', ')).toBe(3);
 
     await c.deleteNodeEni('rounds');
     await eventually('deleted', async () => (await c.getNodeEni('rounds')) === undefined, 90_000);

@@ -29,11 +29,17 @@ export class NodeDrift {
    * `perPass` a pass (one activity each, three history events: a round over a thousand nodes in one
    * pass would fill a run's history), and is kept in the entity state, so continue-as-new neither
    * loses nor restarts it. `start` begins a new round (the resync came, or something outside
-   * changed) from every such node. Returns whether nodes are left for a next pass.
+   * changed): every such node not already waiting joins the end. Returns whether nodes are left
+   * for a next pass.
    */
   async checkRound(settled: Map<string, { node: string; done: ConfiguredAttachment }>, start: boolean, perPass: number): Promise<boolean> {
     const nodes = [...new Set([...settled.values()].map((s) => s.node))].sort();
-    if (start) this.state.driftRound = { startedAt: Date.now(), pending: nodes };
+    if (start) {
+      // Nodes not yet asked keep their place: restarting the round would ask the first nodes again and again.
+      const pending = this.state.driftRound?.pending ?? [];
+      const queued = new Set(pending);
+      this.state.driftRound = { startedAt: Date.now(), pending: [...pending, ...nodes.filter((n) => !queued.has(n))] };
+    }
     for (const [key] of Object.entries(this.drift)) if (!settled.has(key)) delete this.drift[key];
     const round = this.state.driftRound;
     if (!round) return false;
