@@ -20,6 +20,7 @@ import {
   type EC2Client,
   type Filter,
   type NetworkInterface,
+  type SecurityGroup,
   type Tag,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
@@ -29,6 +30,16 @@ import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, 
 import type { NodeENISpec } from '../../common/types.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
+
+/** EC2 resources by the value of their Name tag (those without one are left out). */
+function groupByNameTag<T extends { Tags?: Tag[] }>(resources: T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const r of resources) {
+    const name = r.Tags?.find((t) => t.Key === 'Name')?.Value;
+    if (name !== undefined) out.set(name, [...(out.get(name) ?? []), r]);
+  }
+  return out;
+}
 
 export interface InstanceInfo {
   instanceId: string;
@@ -341,15 +352,20 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
           else add({ id, name: s.Tags?.find((t) => t.Key === 'Name')?.Value, az: s.AvailabilityZone ?? '', cidr: s.CidrBlock });
         }
       }
+      // Every name in one call per kind: each call of an activity can be refused, and under throttling a
+      // pass that needs fewer calls gets through sooner.
       const names = [spec.subnetName, ...(spec.subnetNames ?? [])].filter((x): x is string => !!x);
-      for (const name of names) {
+      if (names.length > 0) {
         const res = await ec2Call('DescribeSubnets', () =>
-          ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [name] }] })),
+          ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [...new Set(names)] }] })),
         );
-        const found = res.Subnets ?? [];
-        if (found.length === 0) problems.push({ reason: 'SubnetNotFound', message: `no subnet named "${name}" in ${vpcId}` });
-        else if (found.length > 1) problems.push({ reason: 'SubnetNameAmbiguous', message: `${found.length} subnets named "${name}" in ${vpcId}` });
-        else add({ id: found[0]!.SubnetId!, name, az: found[0]!.AvailabilityZone ?? '', cidr: found[0]!.CidrBlock });
+        const byName = groupByNameTag(res.Subnets ?? []);
+        for (const name of names) {
+          const found = byName.get(name) ?? [];
+          if (found.length === 0) problems.push({ reason: 'SubnetNotFound', message: `no subnet named "${name}" in ${vpcId}` });
+          else if (found.length > 1) problems.push({ reason: 'SubnetNameAmbiguous', message: `${found.length} subnets named "${name}" in ${vpcId}` });
+          else add({ id: found[0]!.SubnetId!, name, az: found[0]!.AvailabilityZone ?? '', cidr: found[0]!.CidrBlock });
+        }
       }
 
       const groups = new Set<string>();
@@ -364,19 +380,24 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
           else problems.push({ reason: 'SecurityGroupNotFound', message: `security group ${id} does not exist in ${vpcId}` });
         }
       }
-      for (const name of spec.securityGroupNames ?? []) {
-        let res = await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: [name] }] })),
+      const sgNames = [...new Set(spec.securityGroupNames ?? [])];
+      if (sgNames.length > 0) {
+        // A name is a group name first; only names no group has are looked up by their Name tag.
+        const res = await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: sgNames }] })),
         );
-        if ((res.SecurityGroups ?? []).length === 0) {
-          res = await ec2Call('DescribeSecurityGroups', () =>
-            ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [name] }] })),
-          );
+        const byGroupName = new Map<string, SecurityGroup[]>();
+        for (const g of res.SecurityGroups ?? []) byGroupName.set(g.GroupName!, [...(byGroupName.get(g.GroupName!) ?? []), g]);
+        const untagged = sgNames.filter((n) => !byGroupName.has(n));
+        const byTag = untagged.length === 0 ? new Map<string, SecurityGroup[]>() : groupByNameTag((await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: untagged }] })),
+        )).SecurityGroups ?? []);
+        for (const name of spec.securityGroupNames ?? []) {
+          const found = byGroupName.get(name) ?? byTag.get(name) ?? [];
+          if (found.length === 0) problems.push({ reason: 'SecurityGroupNotFound', message: `no security group named "${name}" in ${vpcId}` });
+          else if (found.length > 1) problems.push({ reason: 'SecurityGroupNameAmbiguous', message: `${found.length} security groups named "${name}" in ${vpcId}` });
+          else groups.add(found[0]!.GroupId!);
         }
-        const found = res.SecurityGroups ?? [];
-        if (found.length === 0) problems.push({ reason: 'SecurityGroupNotFound', message: `no security group named "${name}" in ${vpcId}` });
-        else if (found.length > 1) problems.push({ reason: 'SecurityGroupNameAmbiguous', message: `${found.length} security groups named "${name}" in ${vpcId}` });
-        else groups.add(found[0]!.GroupId!);
       }
       return { vpcId, subnets, securityGroupIds: [...groups].sort(), problems };
     },
@@ -501,14 +522,17 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
           .filter((n) => n.Attachment && n.Attachment.Status !== 'detached' && (n.Attachment.NetworkCardIndex ?? 0) === 0)
           .map((n) => n.Attachment!.DeviceIndex!),
       );
-      const instance = await describeInstance(input.instanceId);
-      if (!instance || instance.State?.Name === 'terminated' || instance.State?.Name === 'shutting-down') {
+      // The pass knew the instance's type limit: a retry need not read the instance and its type again
+      // (each call can be refused under throttling); EC2 itself refuses an attach to an instance that is gone.
+      const knownLimit = planned?.maxInterfaces;
+      const instance = knownLimit === undefined ? await describeInstance(input.instanceId) : undefined;
+      if (knownLimit === undefined && (!instance || instance.State?.Name === 'terminated' || instance.State?.Name === 'shutting-down')) {
         throw ApplicationFailure.nonRetryable(`instance ${input.instanceId} is gone`, 'InvalidInstanceID.NotFound');
       }
-      const limit = await maxInterfaces(instance.InstanceType);
+      const limit = knownLimit ?? (await maxInterfaces(instance?.InstanceType));
       if (limit !== undefined && used.size >= limit) {
         throw ApplicationFailure.nonRetryable(
-          `instance ${input.instanceId} (${instance.InstanceType}) already has ${used.size} of ${limit} network interfaces`,
+          `instance ${input.instanceId}${instance?.InstanceType ? ` (${instance.InstanceType})` : ''} already has ${used.size} of ${limit} network interfaces`,
           'AttachmentLimitExceeded',
         );
       }
