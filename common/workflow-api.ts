@@ -7,6 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AttachmentKey } from './names.js';
 import type { DevicePluginConfig, DevicePluginEntry } from './device-plugin.js';
 import type { LeakedENI } from './types.js';
+import type { PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
 
 // ---------------------------------------------------------------------------
 // The reconcile loop every long-lived workflow runs (workflows/reconciler.ts)
@@ -169,6 +170,23 @@ export interface EntityState {
   driftRound?: { startedAt: number; pending: string[] };
   /** When the entity last asked Temporal how its children are doing (epoch ms), carried across continue-as-new. */
   childrenCheckedAt?: number;
+  /**
+   * What the last run had read of EC2, handed to the next run (with WORLD_CARRY_PATCH) so that a
+   * run does not begin by reading every instance again; present only in continue-as-new input.
+   */
+  world?: CarriedWorld;
+}
+
+/** An entity run's read of EC2 in a form that survives continue-as-new. */
+export interface CarriedWorld {
+  /** Epoch ms of the last full read: the next one is due a resync later, as within a run. */
+  fullAt: number;
+  /** A signal from outside arrived after that read and no pass has read the world since. */
+  outsideChanged: boolean;
+  instances: PassInstance[];
+  /** Network interfaces per instance type. */
+  maxInterfaces: Record<string, number>;
+  resolved?: { generation: number; byVpc: ResolvedSpec[] };
 }
 
 /** What a node's agent reported different from what was configured, and when. */

@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
-import { reconcileSignal } from '../common/workflow-api.js';
+import { nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, isReady } from './support/inspect.js';
 import { dataConverter } from '../workers/payload-codec.js';
@@ -100,8 +100,47 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('rounds')) === undefined, 90_000);
   });
 
+  it('a new run begins with what the last one read of EC2 instead of reading every instance again', async () => {
+    const obj = await c.createNodeEni('carry', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
+    const ready = await eventually('Ready on all three nodes', async () => {
+      const o = await c.getNodeEni('carry');
+      return isReady(o, 3) && o;
+    }, 90_000);
+    const handle = c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid));
+    await new Promise((r) => setTimeout(r, 2000));
+    const firstRun = (await handle.describe()).runId;
+    const before = await c.fault.counts(c.account);
+    // Agent restarts change nothing outside (no full read is due, the resync is an hour away) but fill
+    // the history: each is a pass that asks that node about its interfaces.
+    const node = ready.status!.attachments![0]!.nodeID;
+    let latest = await handle.describe();
+    for (let i = 0; i < 40 && latest.runId === firstRun; i++) {
+      await handle.signal(nodeAgentStartedSignal, { nodeName: node });
+      await new Promise((r) => setTimeout(r, 250));
+      latest = await handle.describe();
+    }
+    expect(latest.runId, 'continued as new').not.toBe(firstRun);
+    // Let the new run make a few passes, then compare: it listed ENIs but read no instance, type, subnet or group.
+    for (let i = 0; i < 3; i++) {
+      await c.client.workflow.getHandle(handle.workflowId).signal(nodeAgentStartedSignal, { nodeName: node });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const after = await c.fault.counts(c.account);
+    expect(after.DescribeNetworkInterfaces ?? 0).toBeGreaterThan(before.DescribeNetworkInterfaces ?? 0);
+    for (const action of ['DescribeInstances', 'DescribeInstanceTypes', 'DescribeSubnets', 'DescribeSecurityGroups']) {
+      expect(after[action] ?? 0, action).toBe(before[action] ?? 0);
+    }
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toHaveLength(3);
+    // A change from outside still makes the next pass read it all.
+    await c.client.workflow.getHandle(handle.workflowId).signal(reconcileSignal);
+    await eventually('a full read after the signal', async () => ((await c.fault.counts(c.account)).DescribeInstances ?? 0) > (before.DescribeInstances ?? 0), 30_000);
+
+    await c.deleteNodeEni('carry');
+    await eventually('deleted', async () => (await c.getNodeEni('carry')) === undefined, 90_000);
+  });
+
   it('replays every workflow history of this test deterministically', async () => {
-    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can' OR NodeENI = '${c.runId}-rounds'` }).intoHistories();
+    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can' OR NodeENI = '${c.runId}-rounds' OR NodeENI = '${c.runId}-carry'` }).intoHistories();
     let replayed = 0;
     for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
       expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();

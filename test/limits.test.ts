@@ -122,6 +122,12 @@ describe('payloads and status of a 5,000-attachment NodeENI', () => {
       const child: ChildRecord = { op: 'provision', workflowId: `nodeeni/big/${uid}/provision/${node(i)}/${subnet}/${i}`, key: keyOf(i), node: node(i), generation: 3, startedAt: 1_790_000_000_000 + i };
       state.children![child.workflowId] = child;
     }
+    // What the run read of EC2 goes along too (WORLD_CARRY_PATCH): every instance, each in its own subnet's VPC.
+    state.world = {
+      fullAt: 1_790_000_000_000, outsideChanged: false, maxInterfaces: { 'c5n.large': 3, 'c5n.9xlarge': 8 },
+      instances: Array.from({ length: N }, (_, i) => ({ instanceId: instance(i), az: `eu-west-1${'abc'[i % 3]}`, vpcId: 'vpc-0123456789abcdef0', state: 'running', instanceType: 'c5n.large', usedDeviceIndices: [0, 1] })),
+      resolved: { generation: 3, byVpc: [{ vpcId: 'vpc-0123456789abcdef0', securityGroupIds: ['sg-0123456789abcdef0'], problems: [], subnets: [{ id: subnet, az: 'eu-west-1a', cidr: '10.1.0.0/16' }] }] },
+    };
     const size = await encodedSize({ name: 'big', uid, options: {}, state });
     console.log(`entity state of ${N} attachments: ${JSON.stringify(state).length} bytes of JSON, ${size} bytes encoded`);
     expect(size).toBeLessThan(WARN);
