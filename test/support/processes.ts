@@ -3,7 +3,7 @@
 // like the in-process ones and authenticated as the ServiceAccounts deploy/ ships.
 import path from 'node:path';
 import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../../sandbox/backends/tools.js';
-import { shippedNodeFlags } from './shipped-node-flags.js';
+import { shippedImageEnv, shippedNodeFlags } from './shipped-node-flags.js';
 import { TEST_DEVICE_PLUGIN_OPTIONS, TEST_ENTITY_OPTIONS, type TestCluster } from './cluster.js';
 
 export interface ProcessOptions {
@@ -25,8 +25,11 @@ const echo = () => process.env.NODEENI_PROCESS_ECHO === '1';
 /** `entry` without extension, e.g. workers/control: from `opts.dist` when given, else the source through tsx. */
 export function startEntryPoint(name: string, entry: string, opts: ProcessOptions & { env: Record<string, string>; stdin?: boolean; shippedAs?: string }): ManagedProcess {
   const common = { echo: echo(), logFile: opts.logFile, env: opts.env, stdin: opts.stdin };
-  // A build runs as the image does: with the Node.js flags its manifest gives it.
-  if (opts.dist) return startProcess(name, process.execPath, [...shippedNodeFlags(entry, opts.shippedAs), path.join(opts.dist, `${entry}.js`)], { cwd: PROJECT_ROOT, ...common });
+  // A build runs as the image does: with the Node.js flags its manifest gives it and the image's environment.
+  if (opts.dist) {
+    return startProcess(name, process.execPath, [...shippedNodeFlags(entry, opts.shippedAs), path.join(opts.dist, `${entry}.js`)],
+      { cwd: PROJECT_ROOT, ...common, env: { ...shippedImageEnv(), ...opts.env } });
+  }
   return startTsProcess(name, `${entry}.ts`, common);
 }
 

@@ -1,6 +1,7 @@
 // The Node.js flags each component's container runs with (deploy/manifests, and the Helm chart,
-// which test/install.test.ts holds to the same output): processes started from a build get the
-// same, so tests and the benchmark measure the memory settings that ship.
+// which test/install.test.ts holds to the same output) and the environment the image sets
+// (deploy/Dockerfile): processes started from a build get the same, so tests and the benchmark
+// measure the memory settings that ship.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -36,4 +37,21 @@ function load(): Map<string, string[]> {
 export function shippedNodeFlags(entry: string, as?: string): string[] {
   byScript ??= load();
   return byScript.get(as ?? entry) ?? [];
+}
+
+let imageEnv: Record<string, string> | undefined;
+
+/** The `ENV KEY=VALUE` lines of the Dockerfile's last stage (the image the components run in). */
+export function shippedImageEnv(): Record<string, string> {
+  if (imageEnv) return imageEnv;
+  const lines = readFileSync(path.join(PROJECT_ROOT, 'deploy', 'Dockerfile'), 'utf8').split('\n').map((l) => l.trim());
+  const lastFrom = lines.reduce((last, l, i) => (/^FROM\s/i.test(l) ? i : last), 0);
+  const lastStage = lines.slice(lastFrom);
+  const out: Record<string, string> = {};
+  for (const line of lastStage) {
+    const m = /^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)$/i.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+    else if (/^ENV\s/i.test(line)) throw new Error(`deploy/Dockerfile: only ENV KEY=VALUE is understood here, not: ${line}`);
+  }
+  return (imageEnv = out);
 }
