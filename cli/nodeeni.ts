@@ -11,7 +11,8 @@
 // EC2 with the standard AWS variables (AWS_REGION, credentials, AWS_ENDPOINT_URL_EC2).
 import { parseArgs } from 'node:util';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../activities/kube/pooled-kube-config.js';
 import { Client } from '@temporalio/client';
 import { DEFAULT_SWEEPER_SCHEDULE_ID } from '../common/names.js';
 import { loadConfig, temporalClientConfigSchema } from '../workers/config.js';
@@ -40,7 +41,7 @@ const NAMED = new Set(['force-finish', 'state', 'explain']);
 const COMMANDS = new Set([...NAMED, 'status', 'sweep']);
 
 function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   return kc;
 }

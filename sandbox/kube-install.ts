@@ -7,7 +7,8 @@ import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../activities/kube/pooled-kube-config.js';
+import { CoreV1Api, type KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { TOOL } from './backends/tools.js';
 
@@ -67,7 +68,8 @@ export async function tokenKubeConfig(admin: KubeConfig, name: string, namespace
     body: { spec: { audiences: [], expirationSeconds } },
   });
   const cluster = admin.getCurrentCluster()!;
-  const kc = new KubeConfig();
+  // As the components run: keeping their connections (activities/kube/pooled-kube-config.ts).
+  const kc = new PooledKubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: cluster.name, server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
     users: [{ name, token: res.status!.token }],

@@ -1,6 +1,6 @@
 // Entry point of the watcher process (runs beside the control worker).
 import { Client } from '@temporalio/client';
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../activities/kube/pooled-kube-config.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
 import { shutdownOnSignals } from '../workers/bootstrap.js';
 import { makeJsonLogger } from '../workers/logger.js';
@@ -12,7 +12,7 @@ import { dataConverter } from '../workers/payload-codec.js';
 
 const config = loadConfig(watcherConfigSchema);
 const logger = makeJsonLogger(config.LOG_LEVEL);
-const kc = new KubeConfig();
+const kc = new PooledKubeConfig();
 kc.loadFromDefault();
 const temporal = temporalSettings(config);
 // Fails at once, naming what is missing, instead of logging a failed start per NodeENI forever.

@@ -1,7 +1,7 @@
 // Entry point of the control worker process (a Deployment in the cluster).
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Client } from '@temporalio/client';
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../activities/kube/pooled-kube-config.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../common/search-attributes.js';
 import { connectChecked, installRuntime, shutdownOnSignals, startWorkers } from './bootstrap.js';
 import { controlConfigSchema, loadConfig } from './config.js';
@@ -17,7 +17,8 @@ const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: 
 // AWS_ENDPOINT_URL_EC2 and the credential chain come from the environment, as the SDK reads them.
 // One attempt per call: Temporal is the one retry layer (with jitter for throttling, see activities/ec2/errors.ts).
 const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 1 });
-const kc = new KubeConfig();
+// Keeps its connections to the API server (client-node would open one per request).
+const kc = new PooledKubeConfig();
 kc.loadFromDefault();
 
 const temporal = temporalSettings(config);
