@@ -275,7 +275,7 @@ describe('resctrl', () => {
     await c?.dispose();
   });
 
-  it('resctrlNode: two pods reconciled, then timer passes (recorded running)', async () => {
+  it('resctrlNode: two pods reconciled (recorded running)', async () => {
     const node = c.nodes[0]!;
     const ns = `${c.runId}-pods`;
     await ensureNamespace(c.core, ns);
@@ -288,9 +288,8 @@ describe('resctrl', () => {
       const { events } = await handle.query<ResctrlView>(RESCTRL_STATE_QUERY);
       return pods.every((p) => events.some((e) => e.type === 'AddOrUpdate' && e.podUid === p.uid && e.reconciledContainers === p.containers.length));
     }, 60_000);
-    const timersFired = async () => ((await handle.fetchHistory()).events ?? []).filter((e) => e.eventType === EventType.EVENT_TYPE_TIMER_FIRED).length;
-    const before = await timersFired();
-    await eventually('three timer passes', async () => (await timersFired()) >= before + 3, 30_000);
+    // Since resctrl-node-watch-on-node an idle run waits in one long activity on the node (no resync
+    // timers fire, nothing completes while nothing changes): recorded as it is once both pods are done.
     await record(c.client, 'two-pods', handle.workflowId, undefined, 'running');
   });
 });
