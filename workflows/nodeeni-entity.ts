@@ -124,7 +124,7 @@ class NodeEniEntity {
   private runChildrenCheckedAt = 0;
   /** A reconcile signal (something outside changed) since the last pass: a new round of drift checks. */
   private outsideSignalled = false;
-  /** v3: what this run last read of the world outside; rebuilt by replay, re-read by a new run. */
+  /** v3: what this run last read of the world outside; rebuilt by replay, handed to the next run in its input (WORLD_CARRY_PATCH). */
   private readonly seen: SeenWorld;
   /** Child workflow IDs start with this (v3: the short `nodeeni/<name>`; v2 runs keep their entity ID). */
   private get childPrefix(): string {
