@@ -29,7 +29,8 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TerminateInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { nodeTaskQueue, TAG } from '../common/names.js';
+import { Watch } from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION, NODEENI_PLURAL, nodeTaskQueue, TAG } from '../common/names.js';
 import type { NodeENIObject } from '../common/types.js';
 import { startBackends, type Backends } from '../sandbox/backends/index.js';
 import { PROJECT_ROOT, startProcess, startTsProcess, waitUntil, type ManagedProcess } from '../sandbox/backends/tools.js';
@@ -511,14 +512,17 @@ async function runLatency(env: Env, args: Args): Promise<LatencyResult> {
     if (args.throttle) await c.fault.setThrottle(args.throttle);
     for (let r = 1; r <= args.runs!; r++) {
       const name = `lat${r}`;
+      // Timed by a watch on the object: the moment the API server tells of the change, not the next poll's.
+      const seen = await watchNodeEni(c, name);
       const t0 = Date.now();
       const obj = await c.createNodeEni(name, { subnetNames: subnetNames(k).flatMap((s) => [`${s}-a`, `${s}-b`]), securityGroupNames: ['multus-sg'], mtu: 9001 });
-      const ready = await waitReady(c, name, k, t0, timeoutMs, 100);
-      if (!ready.ready) out.failures.push(`run ${r}: not Ready after ${ready.seconds.toFixed(0)} s`);
+      const ready = await seen.until((o) => isReady(o, k), t0, timeoutMs);
+      if (!ready.ok) out.failures.push(`run ${r}: not Ready after ${ready.seconds.toFixed(0)} s`);
       const t1 = Date.now();
       await c.deleteNodeEni(name);
-      const gone = await waitGone(env, c, name, obj.metadata.uid, t1, timeoutMs, 100, false);
-      if (!gone.gone) out.failures.push(`run ${r}: not deleted after ${gone.seconds.toFixed(0)} s`);
+      const gone = await seen.until((o) => o === undefined, t1, timeoutMs);
+      seen.stop();
+      if (!gone.ok) out.failures.push(`run ${r}: not deleted after ${gone.seconds.toFixed(0)} s`);
       out.ready.push(ready.seconds);
       out.deleted.push(gone.seconds);
       log(`run ${r}/${args.runs}: Ready ${ready.seconds.toFixed(2)} s, deleted ${gone.seconds.toFixed(2)} s`);
@@ -540,6 +544,48 @@ async function runLatency(env: Env, args: Args): Promise<LatencyResult> {
     await b.stop();
   }
   return out;
+}
+
+interface NodeEniWatch {
+  /** Seconds from `t0` to the first event (or the state already seen) for which `done` holds; ok false after the timeout. */
+  until(done: (o: NodeENIObject | undefined) => boolean, t0: number, timeoutMs: number): Promise<{ ok: boolean; seconds: number }>;
+  stop(): void;
+}
+
+/** Watches one NodeENI by name from before it exists; `undefined` stands for deleted (or not there yet). */
+async function watchNodeEni(c: TestCluster, name: string): Promise<NodeEniWatch> {
+  let current: NodeENIObject | undefined;
+  let check: (() => void) | undefined;
+  const fieldSelector = `metadata.name=${c.runId}-${name}`;
+  // From the version of a listing made now: the watch sees the creation however late its request lands.
+  const listed = await c.custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, fieldSelector }) as { metadata?: { resourceVersion?: string } };
+  const watching = new Watch(c.kc).watch(
+    `/apis/${API_GROUP}/${API_VERSION}/${NODEENI_PLURAL}`,
+    { fieldSelector, resourceVersion: listed.metadata?.resourceVersion },
+    (phase, obj: NodeENIObject) => {
+      current = phase === 'DELETED' ? undefined : obj;
+      check?.();
+    },
+    (err) => {
+      if (err && !(err instanceof Error && err.name === 'AbortError')) log(`watch of ${name} ended: ${String(err)}`);
+    },
+  );
+  return {
+    until: (done, t0, timeoutMs) => new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), Math.max(0, t0 + timeoutMs - Date.now()));
+      function finish(ok: boolean) {
+        clearTimeout(timer);
+        check = undefined;
+        resolve({ ok, seconds: (Date.now() - t0) / 1000 });
+      }
+      check = () => {
+        if (done(current)) finish(true);
+      };
+      // The creation itself is an event: a wait for "gone" must not end on the state before the object was seen.
+      if (current !== undefined) check();
+    }),
+    stop: () => void watching.then((abort) => abort.abort()),
+  };
 }
 
 /** Nearest-rank percentile. */
