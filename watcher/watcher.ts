@@ -79,8 +79,9 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
   );
   const nodeInformer = makeInformer<V1Node>(kc, '/api/v1/nodes', () => core.listNode());
 
-  async function ensureFinalizer(o: NodeENIItem): Promise<void> {
-    if (o.metadata.deletionTimestamp || (o.metadata.finalizers ?? []).includes(FINALIZER)) return;
+  /** True when this call added our finalizer: the update it makes comes back as an event of its own. */
+  async function ensureFinalizer(o: NodeENIItem): Promise<boolean> {
+    if (o.metadata.deletionTimestamp || (o.metadata.finalizers ?? []).includes(FINALIZER)) return false;
     try {
       await custom.patchClusterCustomObject(
         {
@@ -89,9 +90,11 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
         },
         mergePatch,
       );
+      return true;
     } catch (err) {
       // A conflict means a newer version exists; its update event brings us back here.
       logger.warn('adding finalizer failed; will retry on the next event', { nodeeni: o.metadata.name, error: String(err) });
+      return false;
     }
   }
 
@@ -130,7 +133,10 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
     const fp = nodeEniFingerprint(o);
     if (seenNodeEnis.get(o.metadata.uid) === fp) return;
     seenNodeEnis.set(o.metadata.uid, fp);
-    void ensureFinalizer(o).then(() => poke(o, why));
+    // The entity waits for our finalizer before it creates anything: once we add it, the update event
+    // pokes it, and a poke now would only wake it for a pass that finds the object unguarded (or, the
+    // patch being fast, a second pass right behind the first, competing with its first child).
+    void ensureFinalizer(o).then((added) => (added ? undefined : poke(o, why)));
   }
 
   function concerns(o: NodeENIItem, nodeName: string, labelSets: Record<string, string>[]): boolean {
