@@ -338,13 +338,23 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
         if (!seen.has(s.id)) { seen.add(s.id); subnets.push(s); }
       };
       const vpcFilter: Filter = { Name: 'vpc-id', Values: [vpcId] };
-
       const ids = [spec.subnetID, ...(spec.subnetIDs ?? [])].filter((x): x is string => !!x);
-      if (ids.length > 0) {
-        const res = await ec2Call('DescribeSubnets', () =>
-          ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: ids }] })),
-        );
-        const found = new Map((res.Subnets ?? []).map((s) => [s.SubnetId!, s]));
+      // Every name in one call per kind: each call of an activity can be refused, and under throttling a
+      // pass that needs fewer calls gets through sooner.
+      const names = [spec.subnetName, ...(spec.subnetNames ?? [])].filter((x): x is string => !!x);
+      const sgIds = spec.securityGroupIDs ?? [];
+      const sgNames = [...new Set(spec.securityGroupNames ?? [])];
+
+      // The lookups do not depend on each other: made side by side, the pass waits for the slowest only.
+      const [subnetsById, subnetsByName, groupsById, groupsByName] = await Promise.all([
+        ids.length === 0 ? undefined : ec2Call('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: ids }] }))),
+        names.length === 0 ? undefined : ec2Call('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [...new Set(names)] }] }))),
+        sgIds.length === 0 ? undefined : ec2Call('DescribeSecurityGroups', () => ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-id', Values: sgIds }] }))),
+        sgNames.length === 0 ? undefined : lookUpGroupNames(sgNames),
+      ]);
+
+      if (subnetsById) {
+        const found = new Map((subnetsById.Subnets ?? []).map((s) => [s.SubnetId!, s]));
         for (const id of ids) {
           const s = found.get(id);
           if (!s) problems.push({ reason: 'SubnetNotFound', message: `subnet ${id} does not exist` });
@@ -352,14 +362,8 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
           else add({ id, name: s.Tags?.find((t) => t.Key === 'Name')?.Value, az: s.AvailabilityZone ?? '', cidr: s.CidrBlock });
         }
       }
-      // Every name in one call per kind: each call of an activity can be refused, and under throttling a
-      // pass that needs fewer calls gets through sooner.
-      const names = [spec.subnetName, ...(spec.subnetNames ?? [])].filter((x): x is string => !!x);
-      if (names.length > 0) {
-        const res = await ec2Call('DescribeSubnets', () =>
-          ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [...new Set(names)] }] })),
-        );
-        const byName = groupByNameTag(res.Subnets ?? []);
+      if (subnetsByName) {
+        const byName = groupByNameTag(subnetsByName.Subnets ?? []);
         for (const name of names) {
           const found = byName.get(name) ?? [];
           if (found.length === 0) problems.push({ reason: 'SubnetNotFound', message: `no subnet named "${name}" in ${vpcId}` });
@@ -369,35 +373,36 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
       }
 
       const groups = new Set<string>();
-      const sgIds = spec.securityGroupIDs ?? [];
-      if (sgIds.length > 0) {
-        const res = await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-id', Values: sgIds }] })),
-        );
-        const found = new Set((res.SecurityGroups ?? []).map((g) => g.GroupId!));
+      if (groupsById) {
+        const found = new Set((groupsById.SecurityGroups ?? []).map((g) => g.GroupId!));
         for (const id of sgIds) {
           if (found.has(id)) groups.add(id);
           else problems.push({ reason: 'SecurityGroupNotFound', message: `security group ${id} does not exist in ${vpcId}` });
         }
       }
-      const sgNames = [...new Set(spec.securityGroupNames ?? [])];
-      if (sgNames.length > 0) {
-        // A name is a group name first; only names no group has are looked up by their Name tag.
-        const res = await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: sgNames }] })),
-        );
-        const byGroupName = new Map<string, SecurityGroup[]>();
-        for (const g of res.SecurityGroups ?? []) byGroupName.set(g.GroupName!, [...(byGroupName.get(g.GroupName!) ?? []), g]);
-        const untagged = sgNames.filter((n) => !byGroupName.has(n));
-        const byTag = untagged.length === 0 ? new Map<string, SecurityGroup[]>() : groupByNameTag((await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: untagged }] })),
-        )).SecurityGroups ?? []);
+      if (groupsByName) {
         for (const name of spec.securityGroupNames ?? []) {
-          const found = byGroupName.get(name) ?? byTag.get(name) ?? [];
+          const found = groupsByName.get(name) ?? [];
           if (found.length === 0) problems.push({ reason: 'SecurityGroupNotFound', message: `no security group named "${name}" in ${vpcId}` });
           else if (found.length > 1) problems.push({ reason: 'SecurityGroupNameAmbiguous', message: `${found.length} security groups named "${name}" in ${vpcId}` });
           else groups.add(found[0]!.GroupId!);
         }
+      }
+
+      /** Security groups by name: a name is a group name first; only names no group has are looked up by their Name tag. */
+      async function lookUpGroupNames(wanted: string[]): Promise<Map<string, SecurityGroup[]>> {
+        const res = await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: wanted }] })),
+        );
+        const byGroupName = new Map<string, SecurityGroup[]>();
+        for (const g of res.SecurityGroups ?? []) byGroupName.set(g.GroupName!, [...(byGroupName.get(g.GroupName!) ?? []), g]);
+        const untagged = wanted.filter((n) => !byGroupName.has(n));
+        if (untagged.length === 0) return byGroupName;
+        const byTag = groupByNameTag((await ec2Call('DescribeSecurityGroups', () =>
+          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: untagged }] })),
+        )).SecurityGroups ?? []);
+        for (const [name, found] of byTag) if (!byGroupName.has(name)) byGroupName.set(name, found);
+        return byGroupName;
       }
       return { vpcId, subnets, securityGroupIds: [...groups].sort(), problems };
     },
