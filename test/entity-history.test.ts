@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
-import { nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
+import { DEFAULT_ENTITY_OPTIONS, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, isReady } from './support/inspect.js';
 import { dataConverter } from '../workers/payload-codec.js';
@@ -139,8 +139,39 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('carry')) === undefined, 90_000);
   });
 
+  it('a new NodeENI is signalled once, its first pass looks for Go ENIs beside resolving the spec, and no child is asked about as it starts', async () => {
+    const obj = await c.createNodeEni('first', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
+    await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('first'), 3), 90_000);
+    const workflowId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
+    const runs: { runId: string; startTime: Date }[] = [];
+    for await (const wf of c.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push({ runId: wf.runId, startTime: wf.startTime });
+    const first = runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())[0]!;
+    const events = (await c.client.workflow.getHandle(workflowId, first.runId).fetchHistory()).events ?? [];
+    const { EventType } = proto.temporal.api.enums.v1;
+    const at = (e: (typeof events)[number]) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6);
+    const firstChild = events.findIndex((e) => e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED);
+    expect(firstChild).toBeGreaterThan(0);
+
+    // The watcher adds its finalizer and lets the update event poke: one signal, one pass before the first child.
+    const signals = events.slice(0, firstChild).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === reconcileSignal.name);
+    expect(signals).toHaveLength(1);
+
+    const scheduled = (type: string) => events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type);
+    const [look] = scheduled('findGoControllerEnis');
+    const [resolve] = scheduled('resolveSpec');
+    expect(look && resolve, 'both scheduled').toBeTruthy();
+    expect(look!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId).toEqual(resolve!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId);
+
+    // Children are first asked about childCheckSeconds after they started, not by the pass right after.
+    const childCheckMs = DEFAULT_ENTITY_OPTIONS.childCheckSeconds * 1000; // this file's cluster keeps the default
+    for (const asked of scheduled('describeChildren')) expect(at(asked) - at(events[firstChild]!)).toBeGreaterThanOrEqual(childCheckMs);
+
+    await c.deleteNodeEni('first');
+    await eventually('deleted', async () => (await c.getNodeEni('first')) === undefined, 90_000);
+  });
+
   it('replays every workflow history of this test deterministically', async () => {
-    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can' OR NodeENI = '${c.runId}-rounds' OR NodeENI = '${c.runId}-carry'` }).intoHistories();
+    const histories = c.client.workflow.list({ query: `NodeENI = '${c.runId}-can' OR NodeENI = '${c.runId}-rounds' OR NodeENI = '${c.runId}-carry' OR NodeENI = '${c.runId}-first'` }).intoHistories();
     let replayed = 0;
     for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
       expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();

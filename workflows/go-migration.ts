@@ -4,7 +4,7 @@
 // kept) before the pass plans, so the planner sees them as ours and creates
 // no duplicate; what may not be adopted is left alone and reported (Degraded,
 // one Warning Event each). Workflow code: deterministic, state rebuilt by replay.
-import type { InstanceInfo, ManagedEni, ResolvedSpec, SpecProblem } from '../activities/ec2/ec2-activities.js';
+import type { GoControllerEni, InstanceInfo, ManagedEni, ResolvedSpec, SpecProblem } from '../activities/ec2/ec2-activities.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { goControllerRows, planGoAdoption, type GoRefusal } from './plan.js';
 import { pacedEc2 } from './proxies.js';
@@ -28,6 +28,11 @@ export interface GoAdoptionPass {
   fullReadAt: number;
 }
 
+/** A pass's look, started once the instances were known; `found` is undefined when none was due. */
+export interface GoLook {
+  found?: Promise<GoControllerEni[]>;
+}
+
 export class GoControllerAdoption {
   /** The last look found nothing of the Go controller's left to adopt or to report. */
   private done = false;
@@ -42,19 +47,15 @@ export class GoControllerAdoption {
    * Looks while the status still shows rows the Go controller wrote, on the
    * first pass of a run, and on full passes until a look finds nothing left
    * (refused ENIs are looked at again on each full pass, so their report
-   * stays current). Returns `managed` with the ENIs adopted now.
+   * stays current). Returns `managed` with the ENIs adopted now. `look`: this pass's look, if the entity
+   * started it early (see `look`); otherwise the pass looks now.
    */
-  async pass(p: GoAdoptionPass): Promise<ManagedEni[]> {
+  async pass(p: GoAdoptionPass, look?: GoLook): Promise<ManagedEni[]> {
     const { ctx } = this;
     if (!p.observed.exists) return p.managed;
-    const rows = goControllerRows(p.observed.status);
-    const fullPass = p.fullReadAt !== this.lastFullReadAt;
-    this.lastFullReadAt = p.fullReadAt;
-    if (rows.length === 0 && (this.done || (this.looked && !fullPass))) return p.managed;
-    this.looked = true;
-
-    const vpcIds = [...new Set(p.instances.map((i) => i.vpcId))].sort();
-    const candidates = await pacedEc2().read.findGoControllerEnis({ nodeEniName: ctx.name, vpcIds, eniIds: rows.map((r) => r.eniID).sort() });
+    const found = look ? look.found : this.look(p).found;
+    if (!found) return p.managed;
+    const candidates = await found;
     const plan = planGoAdoption({ uid: ctx.uid, nodeEniName: ctx.name, observed: p.observed, instances: p.instances, resolved: p.resolved, managed: p.managed, candidates });
     const modify = pacedEc2().modify;
     const results = await Promise.all(plan.adopt.map((a) =>
@@ -91,6 +92,20 @@ export class GoControllerAdoption {
     this.refused = refused;
     this.done = refused.length === 0;
     return adopted.length === 0 ? p.managed : [...p.managed, ...adopted].sort((a, b) => a.eniId.localeCompare(b.eniId));
+  }
+
+  /**
+   * Starts the look of this pass if one is due: it needs only the object and the instances, so the
+   * entity can run it beside the spec's resolution. Call once per pass, before `pass`.
+   */
+  look(p: Pick<GoAdoptionPass, 'observed' | 'instances' | 'fullReadAt'>): GoLook {
+    const rows = goControllerRows(p.observed.status);
+    const fullPass = p.fullReadAt !== this.lastFullReadAt;
+    this.lastFullReadAt = p.fullReadAt;
+    if (rows.length === 0 && (this.done || (this.looked && !fullPass))) return {};
+    this.looked = true;
+    const vpcIds = [...new Set(p.instances.map((i) => i.vpcId))].sort();
+    return { found: pacedEc2().read.findGoControllerEnis({ nodeEniName: this.ctx.name, vpcIds, eniIds: rows.map((r) => r.eniID).sort() }) };
   }
 
   /** The Go controller's ENIs this NodeENI found and did not adopt, as problems (the Degraded condition). */

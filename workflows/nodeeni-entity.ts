@@ -50,7 +50,7 @@ import type { InstanceInfo, ManagedEni, PassInstance, ResolvedSpec } from '../ac
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
-import { ADOPT_GO_PATCH, GoControllerAdoption } from './go-migration.js';
+import { ADOPT_GO_PATCH, GoControllerAdoption, type GoLook } from './go-migration.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
@@ -86,6 +86,14 @@ export const DRIFT_ROUNDS_PATCH = 'nodeeni-entity-drift-rounds';
  */
 export const WORLD_CARRY_PATCH = 'nodeeni-entity-world-carry';
 
+/**
+ * Fewer sequential steps: the look for the Go controller's ENIs runs beside the spec's resolution (it
+ * needs only the instances), and children just started are first asked about after childCheckSeconds,
+ * not by the pass right after their start. A new NodeENI's first child starts one round trip sooner,
+ * and the pass that follows it no longer competes with it for the worker.
+ */
+export const FEWER_TRIPS_PATCH = 'nodeeni-entity-fewer-trips';
+
 /** While a round of drift checks has nodes left, the next pass comes this soon. */
 const DRIFT_ROUND_STEP_MS = 1000;
 
@@ -100,7 +108,8 @@ export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | 
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
   const v3 = patched(ENTITY_V3_PATCH);
   // Adopting the Go controller's ENIs changes which activities a pass schedules: new runs only.
-  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH), v3 && patched(DRIFT_ROUNDS_PATCH)).run();
+  const driftRounds = v3 && patched(DRIFT_ROUNDS_PATCH);
+  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH), driftRounds, driftRounds && patched(FEWER_TRIPS_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -138,7 +147,7 @@ class NodeEniEntity {
   /** Migration: takes over the ENIs the Go controller created for this NodeENI (runs with ADOPT_GO_PATCH). */
   private readonly adoption?: GoControllerAdoption;
 
-  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false) {
+  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -261,9 +270,11 @@ class NodeEniEntity {
     let resolved: ResolvedSpec[];
     let managed: ManagedEni[];
     if (this.v3) {
-      ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds) : { instances: [], resolved: [] });
+      let look: GoLook | undefined;
+      const lookEarly = this.adoption && this.fewerTrips ? (known: InstanceInfo[]) => { look = this.adoption!.look({ observed, instances: known, fullReadAt: this.seen.fullAt }); } : undefined;
+      ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds, lookEarly) : { instances: [], resolved: [] });
       managed = await listing!;
-      if (this.adoption) managed = await this.adoption.pass({ observed, instances, resolved, managed, fullReadAt: this.seen.fullAt });
+      if (this.adoption) managed = await this.adoption.pass({ observed, instances, resolved, managed, fullReadAt: this.seen.fullAt }, look);
     } else {
       instances = alive ? await ec2.describeInstances({ instanceIds }) : [];
       const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
@@ -368,6 +379,11 @@ class NodeEniEntity {
     const running = Object.values(this.children).filter((c) => !this.state.finished!.some((o) => o.workflowId === c.workflowId));
     const everyMs = (this.v3 ? this.opts.childCheckSeconds : this.opts.resyncSeconds) * 1000;
     if (running.length === 0 || Date.now() - this.childrenCheckedAt < everyMs) return;
+    if (this.fewerTrips && this.childrenCheckedAt === 0) {
+      // Never asked yet: children started moments ago. The clock starts now.
+      this.childrenCheckedAt = Date.now();
+      return;
+    }
     this.childrenCheckedAt = Date.now();
     for (const s of await childStatus.describeChildren({ children: running.map(({ workflowId, op }) => ({ workflowId, op })) })) {
       if (!s.running) {
@@ -440,7 +456,7 @@ class NodeEniEntity {
    * generation and once per resync; passes woken by our own children reuse
    * them and read only instances not seen before.
    */
-  private async readWorld(observed: ObservedNodeENI, instanceIds: string[]): Promise<{ instances: InstanceInfo[]; resolved: ResolvedSpec[] }> {
+  private async readWorld(observed: ObservedNodeENI, instanceIds: string[], onInstances?: (instances: InstanceInfo[]) => void): Promise<{ instances: InstanceInfo[]; resolved: ResolvedSpec[] }> {
     const seen = this.seen;
     const read = pacedEc2().read;
     const full = seen.outsideChanged || Date.now() - seen.fullAt >= this.opts.resyncSeconds * 1000 || seen.resolved?.generation !== observed.generation;
@@ -457,6 +473,7 @@ class NodeEniEntity {
       for (const [type, max] of Object.entries(got.maxInterfaces)) seen.maxInterfaces.set(type, max);
     }
     const instances = instanceIds.map((id) => seen.instances.get(id)).filter((i): i is PassInstance => i !== undefined);
+    onInstances?.(instances);
     const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
     if (full || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
       const resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
