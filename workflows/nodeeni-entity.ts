@@ -108,8 +108,10 @@ export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | 
   if (!patched(ENTITY_V2_PATCH)) return legacyNodeEniEntity(input);
   const v3 = patched(ENTITY_V3_PATCH);
   // Adopting the Go controller's ENIs changes which activities a pass schedules: new runs only.
+  // The markers in the order histories hold them: a replay matches them one by one.
+  const adoptGo = v3 && patched(ADOPT_GO_PATCH);
   const driftRounds = v3 && patched(DRIFT_ROUNDS_PATCH);
-  return new NodeEniEntity(input, v3, v3 && patched(ADOPT_GO_PATCH), driftRounds, driftRounds && patched(FEWER_TRIPS_PATCH)).run();
+  return new NodeEniEntity(input, v3, adoptGo, driftRounds, driftRounds && patched(FEWER_TRIPS_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
