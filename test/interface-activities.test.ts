@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInterfaceActivities } from '../activities/node/interface-activities.js';
+import { createInterfaceActivities, DEVICE_APPEAR_WAIT } from '../activities/node/interface-activities.js';
 import { errnoError, type Host } from '../host/host.js';
 import { RealHost } from '../host/real-host.js';
 import { ARPHRD_ETHER, IFF } from '../host/sim/net.js';
@@ -70,15 +70,28 @@ describe('configureInterface on the simulated host', () => {
     expect(await env.run(acts.configureInterface, { macAddress: ENI_MAC })).toEqual({ interfaceName: 'ens6', pciAddress: '0000:00:06.0', mtu: 1500, up: true });
   });
 
-  it('InterfaceNotFound (retryable) until the device appears, then succeeds', async () => {
+  it('InterfaceNotFound (retryable) when the device is still not there after looking for DEVICE_APPEAR_WAIT, then succeeds once it is', async () => {
     const host = simHost();
     const acts = createInterfaceActivities({ host, nodeName: NODE });
+    const t0 = Date.now();
     const failure = await failureOf(env.run(acts.configureInterface, { macAddress: ENI_MAC, mtu: 9001 }));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(DEVICE_APPEAR_WAIT.withinMs);
     expect(failure.type).toBe('InterfaceNotFound');
     expect(failure.nonRetryable).toBe(false);
     expect(failure.message).toContain(NODE);
     host.hotplugEna({ macAddress: ENI_MAC });
     expect(await env.run(acts.configureInterface, { macAddress: ENI_MAC, mtu: 9001 })).toMatchObject({ interfaceName: 'ens6' });
+  });
+
+  it('a device that appears while it looks is configured in the same attempt, within a poll of its appearing', async () => {
+    const host = simHost();
+    const acts = createInterfaceActivities({ host, nodeName: NODE });
+    const running = env.run(acts.configureInterface, { macAddress: ENI_MAC, mtu: 9001 });
+    await new Promise((r) => setTimeout(r, 700));
+    const plugged = Date.now();
+    host.hotplugEna({ macAddress: ENI_MAC });
+    expect(await running).toMatchObject({ interfaceName: 'ens6', mtu: 9001, up: true });
+    expect(Date.now() - plugged).toBeLessThan(DEVICE_APPEAR_WAIT.everyMs + 400);
   });
 
   it('InvalidMtu (non-retryable) when the kernel says EINVAL, before the interface is brought up', async () => {

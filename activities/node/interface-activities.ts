@@ -1,6 +1,7 @@
 // Node activities for a plain (non-DPDK) ENI: bring it up with the wanted MTU
 // once the attached device has appeared, and take it down before a detach.
 // The interface is found by MAC; its name is only reported.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isErrno, type Host } from '../../host/host.js';
 import { AmbiguousMacError, findInterfaceByMac, isDefaultRoute, normalizeMac, readInterface, readRoutes, setDown, setMtu, setUp, type InterfaceInfo } from '../../host/net.js';
@@ -37,7 +38,22 @@ export const INTERFACE_FAILURES = {
   carriesDefaultRoute: 'InterfaceCarriesDefaultRoute',
 } as const;
 
-export function createInterfaceActivities({ host, nodeName }: { host: Host; nodeName: string }) {
+/**
+ * How long configureInterface looks for a device that is not there yet before it fails (retryable),
+ * and how often. An attached ENI shows up on the PCI bus and as a netdev a moment after EC2 says
+ * attached; looking again every 100 ms costs a directory read, while failing and waiting for
+ * Temporal's growing retry interval found it seconds late (at 1,000 nodes, up to 17 s per attachment).
+ */
+export const DEVICE_APPEAR_WAIT = { withinMs: 5000, everyMs: 100 };
+
+export interface InterfaceActivityDeps {
+  host: Host;
+  nodeName: string;
+  /** How long to look for a device that has not appeared yet (DEVICE_APPEAR_WAIT). */
+  appear?: { withinMs: number; everyMs: number };
+}
+
+export function createInterfaceActivities({ host, nodeName, appear = DEVICE_APPEAR_WAIT }: InterfaceActivityDeps) {
   const where = `on node ${nodeName}`;
 
   /** The ENI's netdev; only device-backed interfaces count (a bridge or VLAN may share the MAC). */
@@ -49,6 +65,18 @@ export function createInterfaceActivities({ host, nodeName }: { host: Host; node
         throw ApplicationFailure.nonRetryable(err.message, INTERFACE_FAILURES.ambiguous, { nodeName, interfaceNames: err.interfaceNames });
       }
       throw hostFailure(err, mac);
+    }
+  }
+
+  /** The device by MAC, looked for again every `appear.everyMs` until `appear.withinMs` have passed (a cancelled activity stops looking). */
+  async function findWhenItAppears(mac: string): Promise<InterfaceInfo | undefined> {
+    const ctx = Context.current();
+    const deadline = Date.now() + appear.withinMs;
+    for (;;) {
+      const iface = await find(mac);
+      const left = deadline - Date.now();
+      if (iface || left <= 0) return iface;
+      await ctx.sleep(Math.min(appear.everyMs, left));
     }
   }
 
@@ -78,10 +106,10 @@ export function createInterfaceActivities({ host, nodeName }: { host: Host; node
       if (mtu !== undefined && !Number.isSafeInteger(mtu)) {
         throw ApplicationFailure.nonRetryable(`MTU must be an integer, got ${mtu}`, INTERFACE_FAILURES.invalidMtu, { mtu });
       }
-      const iface = await find(mac);
+      const iface = await findWhenItAppears(mac);
       if (!iface) {
-        // The device appears asynchronously after an attach: let Temporal retry.
-        throw ApplicationFailure.retryable(`no interface with MAC ${mac} ${where} yet`, INTERFACE_FAILURES.notFound, { nodeName, macAddress: mac });
+        // Still not there: Temporal retries, and the entity reports a provisioning that keeps retrying.
+        throw ApplicationFailure.retryable(`no interface with MAC ${mac} ${where} after ${appear.withinMs / 1000} s`, INTERFACE_FAILURES.notFound, { nodeName, macAddress: mac });
       }
       const name = iface.name;
       // MTU first: changing it on a running ENA resets the device's queues.
