@@ -1,7 +1,7 @@
 // Node activities for a plain (non-DPDK) ENI: bring it up with the wanted MTU
 // once the attached device has appeared, and take it down before a detach.
 // The interface is found by MAC; its name is only reported.
-import { Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { isErrno, type Host } from '../../host/host.js';
 import { AmbiguousMacError, findInterfaceByMac, isDefaultRoute, normalizeMac, readInterface, readRoutes, setDown, setMtu, setUp, type InterfaceInfo } from '../../host/net.js';
@@ -68,15 +68,17 @@ export function createInterfaceActivities({ host, nodeName, appear = DEVICE_APPE
     }
   }
 
-  /** The device by MAC, looked for again every `appear.everyMs` until `appear.withinMs` have passed (a cancelled activity stops looking). */
+  /**
+   * The device by MAC, looked for again every `appear.everyMs` until `appear.withinMs` have passed. A plain
+   * timer: the node's activities have no heartbeat (a cancellation would not reach them), and the look is short.
+   */
   async function findWhenItAppears(mac: string): Promise<InterfaceInfo | undefined> {
-    const ctx = Context.current();
     const deadline = Date.now() + appear.withinMs;
     for (;;) {
       const iface = await find(mac);
       const left = deadline - Date.now();
       if (iface || left <= 0) return iface;
-      await ctx.sleep(Math.min(appear.everyMs, left));
+      await sleep(Math.min(appear.everyMs, left));
     }
   }
 
