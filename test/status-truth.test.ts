@@ -2,6 +2,7 @@
 // Events say which step, why (the EC2 code), how often and when it is tried
 // next; the Temporal UI's view of the workflows (current details, memo) says
 // the same; and nothing is said twice that happened once.
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
 import type { NodeENIObject } from '../common/types.js';
@@ -90,5 +91,28 @@ describe('force-finish sent as a signal that cannot apply', () => {
     expect(ev.message).toContain('nothing to force-finish');
     await c.deleteNodeEni('idle');
     await eventually('gone', async () => (await c.getNodeEni('idle')) === undefined, 60_000);
+  });
+});
+
+describe('several children found retrying at one check', () => {
+  it('get their Warnings recorded together, in one workflow task', async () => {
+    // Both creates refused for a while: the two children (started by one pass) are retrying when the
+    // entity first asks about them, childCheckSeconds (1 s here) after they started.
+    await c.fault.addRules({ action: 'CreateNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 refuses creates', activeForMs: 6_000 });
+    const obj = await c.createNodeEni('both', { nodeSelector: { 'nodeeni-test': c.runId }, ...spec });
+    await eventually('Ready on both nodes after the outage', async () => isReady(await c.getNodeEni('both'), 2), 60_000);
+    expect(await eventCount(obj.metadata.uid, 'ProvisionRetrying')).toBe(2);
+
+    const history = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).fetchHistory();
+    const warnings = (history.events ?? []).filter((e) => {
+      const a = e.activityTaskScheduledEventAttributes;
+      if (a?.activityType?.name !== 'recordEvent') return false;
+      return defaultPayloadConverter.fromPayload<{ reason: string }>(a.input!.payloads![0]!).reason === 'ProvisionRetrying';
+    });
+    expect(warnings).toHaveLength(2);
+    expect(new Set(warnings.map((e) => String(e.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId))).size).toBe(1);
+
+    await c.deleteNodeEni('both');
+    await eventually('gone', async () => (await c.getNodeEni('both')) === undefined, 60_000);
   });
 });
