@@ -353,15 +353,14 @@ interface GoneOutcome {
   leftoverEnis: number;
 }
 
-/** Until the NodeENI is gone and EC2 (moto, directly) has no ENI with its uid left; `enis: false` waits for the object only. */
-async function waitGone(env: Env, c: TestCluster, name: string, uid: string, t0: number, timeoutMs: number, intervalMs: number, enis = true): Promise<GoneOutcome> {
+/** Until the NodeENI is gone and EC2 (moto, directly) has no ENI with its uid left. */
+async function waitGone(env: Env, c: TestCluster, name: string, uid: string, t0: number, timeoutMs: number, intervalMs: number): Promise<GoneOutcome> {
   let objectSeconds: number | undefined;
   let leftoverEnis = -1;
   for (;;) {
     const now = Date.now();
     if (objectSeconds === undefined && (await c.getNodeEni(name).catch(() => 'error')) === undefined) objectSeconds = (now - t0) / 1000;
     if (objectSeconds !== undefined) {
-      if (!enis) return { seconds: objectSeconds, gone: true, objectSeconds, leftoverEnis: 0 };
       leftoverEnis = (await enisOf(env, uid)).length;
       if (leftoverEnis === 0) return { seconds: (Date.now() - t0) / 1000, gone: true, objectSeconds, leftoverEnis };
     }

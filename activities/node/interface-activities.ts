@@ -46,14 +46,8 @@ export const INTERFACE_FAILURES = {
  */
 export const DEVICE_APPEAR_WAIT = { withinMs: 5000, everyMs: 100 };
 
-export interface InterfaceActivityDeps {
-  host: Host;
-  nodeName: string;
-  /** How long to look for a device that has not appeared yet (DEVICE_APPEAR_WAIT). */
-  appear?: { withinMs: number; everyMs: number };
-}
-
-export function createInterfaceActivities({ host, nodeName, appear = DEVICE_APPEAR_WAIT }: InterfaceActivityDeps) {
+export function createInterfaceActivities({ host, nodeName }: { host: Host; nodeName: string }) {
+  const appear = DEVICE_APPEAR_WAIT;
   const where = `on node ${nodeName}`;
 
   /** The ENI's netdev; only device-backed interfaces count (a bridge or VLAN may share the MAC). */
