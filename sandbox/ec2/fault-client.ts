@@ -9,8 +9,10 @@ import {
   type ThrottledRequests,
   type ThrottleStatus,
 } from './fault-proxy.js';
+import type { AttachmentChanges } from './attachment-changes.js';
 import { lowerBoundSecondsAll, type LowerBoundOptions, type ThrottlePreset, type ThrottleSettings, type ThrottleUpdate } from './throttle.js';
 
+export type { AttachmentChanges } from './attachment-changes.js';
 export type {
   FaultProxyState,
   FaultRule,
@@ -29,9 +31,10 @@ export type {
 export class FaultProxyClient {
   constructor(private readonly endpoint: string) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const res = await fetch(`${this.endpoint}${path}`, {
       method,
+      signal,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -94,6 +97,15 @@ export class FaultProxyClient {
   /** Merges the given settings into the current ones and returns the result. */
   async setFidelity(settings: Partial<FidelitySettings>): Promise<FidelitySettings> {
     return this.call<FidelitySettings>('POST', `${CONTROL_PATH}/fidelity`, settings);
+  }
+
+  /**
+   * The instances whose attachments the proxy changed after position `after`
+   * (0 at the start), waiting up to `waitMs` for one; `complete` false means
+   * some were dropped or `after` is from an earlier proxy.
+   */
+  async attachmentChanges(after: number, waitMs = 0, signal?: AbortSignal): Promise<AttachmentChanges> {
+    return this.call<AttachmentChanges>('GET', `${CONTROL_PATH}/attachment-changes?after=${after}&waitMs=${waitMs}`, undefined, signal);
   }
 
   /** Request-rate throttling: the settings and the buckets in use with their tokens now. */

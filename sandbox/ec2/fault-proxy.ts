@@ -161,6 +161,13 @@ const MAX_SEED = 0xffffffff;
 const seedSchema = z.number().int().min(0).max(MAX_SEED);
 const seedBodySchema = z.object({ seed: seedSchema }).strict();
 
+/** GET /__faults/attachment-changes?after=N&waitMs=M: the instances whose attachments changed after position N. */
+const attachmentChangesQuerySchema = z.object({
+  after: z.coerce.number().int().nonnegative(),
+  /** How long to wait for a change when there is none yet (at most 30 s). */
+  waitMs: z.coerce.number().int().nonnegative().max(30_000).default(0),
+});
+
 const fidelitySchema = z
   .object({
     enabled: z.boolean().optional(),
@@ -474,6 +481,17 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       const update: Partial<FidelitySettings> = {};
       for (const [k, v] of Object.entries(parsed.data)) if (v !== undefined) Object.assign(update, { [k]: v });
       return sendJson(res, 200, fidelity.update(update));
+    }
+    if (path === `${CONTROL_PATH}/attachment-changes` && req.method === 'GET') {
+      const query = new URL(req.url ?? '/', 'http://proxy').searchParams;
+      const parsed = attachmentChangesQuerySchema.safeParse(Object.fromEntries(query));
+      if (!parsed.success) return sendJson(res, 400, { error: z.prettifyError(parsed.error) });
+      // A long poll: a reader that goes away stops the wait.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
+      const changes = await fidelity.changes.next(parsed.data.after, parsed.data.waitMs, gone.signal);
+      if (gone.signal.aborted && !res.writable) return;
+      return sendJson(res, 200, changes);
     }
     if (path === `${CONTROL_PATH}/throttle` && req.method === 'GET') return sendJson(res, 200, throttleStatus());
     if (path === `${CONTROL_PATH}/throttle` && req.method === 'POST') {

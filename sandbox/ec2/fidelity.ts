@@ -14,6 +14,7 @@ import {
   type Instance,
   type NetworkInterface,
 } from '@aws-sdk/client-ec2';
+import { AttachmentChangeLog } from './attachment-changes.js';
 import { makeEc2Client } from './client.js';
 import {
   ec2ErrorReply,
@@ -143,6 +144,8 @@ export class Ec2Fidelity {
   private readonly tokens = new Map<string, TokenRecord>();
   private readonly deleteOnTermination = new DeleteOnTerminationRecords();
   private readonly lock = new KeyedLock();
+  /** The instances whose attachments this proxy changed (attach, detach, terminate), for simulated hypervisors. */
+  readonly changes = new AttachmentChangeLog();
 
   constructor(private readonly target: string) {}
 
@@ -239,11 +242,12 @@ export class Ec2Fidelity {
     if (taken) {
       return x.send(ec2ErrorReply(400, 'InvalidParameterValue', `Instance '${instanceId}' already has an interface attached at device index '${deviceIndex}'.`));
     }
-    if (this.current.attachDelayMs <= 0) return x.forward();
     const reply = await x.fetchUpstream();
     const attachmentId = reply.status === 200 ? firstTagText(reply.body.toString(), 'attachmentId') : undefined;
-    if (attachmentId) this.startTransition(attachmentId, scope, 'attaching', this.current.attachDelayMs, async () => {});
+    if (attachmentId && this.current.attachDelayMs > 0) this.startTransition(attachmentId, scope, 'attaching', this.current.attachDelayMs, async () => {});
     x.send(reply);
+    // The device is on the instance's bus from the start of `attaching`.
+    if (attachmentId && eni.MacAddress) this.changes.note({ instanceId, macAddress: eni.MacAddress, deviceIndex, attached: true });
   }
 
   private async detach(x: Exchange, scope: string): Promise<void> {
@@ -261,10 +265,16 @@ export class Ec2Fidelity {
       // moto only refuses when it is the last NIC; EC2 always refuses index 0.
       return x.send(ec2ErrorReply(400, 'OperationNotPermitted', 'The network interface at device index 0 and networkCard index 0 cannot be detached.'));
     }
+    const instanceId = eni.Attachment?.InstanceId;
+    const ended = instanceId && eni.MacAddress && eni.Attachment?.DeviceIndex !== undefined
+      ? { instanceId, macAddress: eni.MacAddress, deviceIndex: eni.Attachment.DeviceIndex, attached: false }
+      : undefined;
     if (this.current.detachDelayMs <= 0) {
       const reply = await x.fetchUpstream();
       if (reply.status === 200) this.deleteOnTermination.forget(scope, attachmentId);
-      return x.send(reply);
+      x.send(reply);
+      if (reply.status === 200 && ended) this.changes.note(ended);
+      return;
     }
     // Keep moto attached for the delay, so every check and describe still sees
     // the ENI in use, then detach for real.
@@ -273,6 +283,7 @@ export class Ec2Fidelity {
     this.startTransition(attachmentId, scope, 'detaching', this.current.detachDelayMs, async () => {
       await inspector.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId, Force: force }));
       this.deleteOnTermination.forget(scope, attachmentId);
+      if (ended) this.changes.note(ended);
     });
     x.send(ec2ReturnTrueReply('DetachNetworkInterface'));
   }
@@ -343,6 +354,8 @@ export class Ec2Fidelity {
         await inspector.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.NetworkInterfaceId }));
       }
       this.deleteOnTermination.forget(scope, attachmentId);
+      const { InstanceId: instanceId, DeviceIndex: deviceIndex } = eni.Attachment ?? {};
+      if (instanceId && eni.MacAddress && deviceIndex !== undefined) this.changes.note({ instanceId, macAddress: eni.MacAddress, deviceIndex, attached: false });
     }
     x.send(reply);
   }

@@ -132,9 +132,10 @@ export interface ClusterOptions {
   seed?: Omit<SeedOptions, 'instances'> & { direct?: boolean };
   /**
    * How the simulated instances follow EC2: each one polls moto for its own
-   * ENIs (default, every 200 ms), or with `fleet` one poller asks moto for
-   * every ENI once per interval (`pollMs`, default 500) and updates all hosts:
-   * the benchmark's way to simulate many nodes. `secondaryOnly`: the fleet's
+   * ENIs (default, every 200 ms), or with `fleet` one fleet updates all hosts:
+   * it reads an instance as soon as the fault proxy reports its attachments
+   * changed, and sweeps every ENI as a backstop (`pollMs`, default 10 s): the
+   * benchmark's way to simulate many nodes. `secondaryOnly`: the fleet's
    * sweeps list only the ENIs in the world's other subnets than the nodes'
    * own, leaving out the primaries (which never change) and half of moto's work.
    */
@@ -170,10 +171,13 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   // The simulated instances watch moto directly: their polling is the platform's, not the system's EC2 traffic.
   const nodeSubnets = new Set(world.instances.map((i) => i.subnetId));
   const secondarySubnets = world.subnets.filter((s) => !nodeSubnets.has(s.id)).map((s) => s.id);
+  const fault = new FaultProxyClient(backends.ec2Endpoint);
   const fleet = opts.simulation?.fleet
     ? startSimulatedFleet({
         ec2: platformEc2,
         pollMs: opts.simulation.pollMs,
+        // Devices appear as the proxy attaches, as on a Nitro host; the sweeps are the backstop.
+        changes: (after, waitMs, signal) => fault.attachmentChanges(after, waitMs, signal),
         filters: opts.simulation.secondaryOnly ? [{ Name: 'subnet-id', Values: secondarySubnets }] : undefined,
       })
     : undefined;
@@ -188,7 +192,6 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   const connection = await NativeConnection.connect({ address: backends.temporalAddress });
   const clientConnection = await Connection.connect({ address: backends.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: backends.temporalNamespace, dataConverter });
-  const fault = new FaultProxyClient(backends.ec2Endpoint);
   await fault.setFidelity({ enabled: true, ...TEST_EC2_TRANSITIONS });
   const entityOptions = { ...TEST_ENTITY_OPTIONS, clusterName: runId, ...opts.entityOptions };
 
