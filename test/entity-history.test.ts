@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
 import { DEFAULT_ENTITY_OPTIONS, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
-import { enisOf, isReady } from './support/inspect.js';
+import { enisOf, eventsFor, isReady } from './support/inspect.js';
 import { dataConverter } from '../workers/payload-codec.js';
 
 let c: TestCluster;
@@ -19,6 +19,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await c?.dispose();
 });
+
+/** The histories of the children (provision and teardown) that a visibility query finds. */
+async function childHistories(filter: string) {
+  const out: { workflowId: string; type: string; events: proto.temporal.api.history.v1.IHistoryEvent[] }[] = [];
+  for await (const wf of c.client.workflow.list({ query: `${filter} AND WorkflowType IN ('provisionAttachment', 'teardownAttachment')` })) {
+    const history = await c.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    out.push({ workflowId: wf.workflowId, type: wf.type, events: history.events ?? [] });
+  }
+  return out;
+}
 
 describe('entity history', () => {
   it('continues-as-new with its state, without provisioning again', async () => {
@@ -168,6 +178,23 @@ describe('entity history', () => {
 
     await c.deleteNodeEni('first');
     await eventually('deleted', async () => (await c.getNodeEni('first')) === undefined, 90_000);
+
+    // The children recorded their Events as local activities: markers, no activity task on the server.
+    // The teardowns report first and settle their Events after, so wait until all six have closed.
+    const children = await eventually('six children closed', async () => {
+      const found = await childHistories(`NodeENI = '${c.runId}-first' AND ExecutionStatus = 'Completed'`);
+      return found.length === 6 && found;
+    });
+    expect(children.map((h) => h.type).sort()).toEqual([...Array(3).fill('provisionAttachment'), ...Array(3).fill('teardownAttachment')]);
+    for (const h of children) {
+      const scheduledNames = h.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      expect(scheduledNames, h.workflowId).not.toContain('recordEvent');
+      const localActivities = h.events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
+      // Provision: ENICreated, ENIAttached, InterfaceConfigured; teardown: ENIDetached, ENIDeleted.
+      expect(localActivities.length, h.workflowId).toBe(h.type === 'provisionAttachment' ? 3 : 2);
+    }
+    const reasons = new Set((await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason));
+    for (const reason of ['ENICreated', 'ENIAttached', 'InterfaceConfigured']) expect(reasons, reason).toContain(reason);
   });
 
   it('replays every workflow history of this test deterministically', async () => {

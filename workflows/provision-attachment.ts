@@ -8,7 +8,8 @@ import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type 
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { failedOutcome, metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Compensation, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
+import type { KubeActivities } from '../activities/kube/kube-activities.js';
+import { ec2, ec2Compensation, ec2Waits, kube, kubeEventsLocal, onNode, pacedEc2 } from './proxies.js';
 
 /**
  * Children with inputs of the paced path (provisioning and teardown) report to their entity before
@@ -16,6 +17,19 @@ import { ec2, ec2Compensation, ec2Waits, kube, onNode, pacedEc2 } from './proxie
  * finalizer) does not wait for them. Runs started before keep reporting after them.
  */
 export const REPORT_FIRST_PATCH = 'nodeeni-child-report-first';
+
+/**
+ * Children on the paced path record their Events as local activities (proxies.ts kubeEventsLocal):
+ * three or so per child were a third of its activity tasks, and the server's work at 1,000 nodes
+ * is what sets the pace. Asked once, when the child starts; runs started before keep the
+ * regular activities.
+ */
+export const LOCAL_EVENTS_PATCH = 'nodeeni-child-events-local';
+
+/** The child's way to record an Event: a local activity where LOCAL_EVENTS_PATCH applies (ask once, at the start). */
+export function eventRecorder(paced: boolean): KubeActivities['recordEvent'] {
+  return paced && patched(LOCAL_EVENTS_PATCH) ? kubeEventsLocal.recordEvent : kube.recordEvent;
+}
 
 /** Waits for Events recorded off the critical path; one that could not be recorded is logged, the work stands. */
 export async function settleEvents(recorded: Promise<void>[]): Promise<void> {
@@ -47,8 +61,13 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   const { key } = input;
   const node = onNode(key.nodeName, input.nodeAgentStartTimeoutMs);
   const { workflowId, runId } = workflowInfo();
+  // Inputs from entities that pass what they saw take the paced path: EC2 calls on their API's task
+  // queue, no describe before a step the pass already answered, and Events recorded off the critical
+  // path. Inputs without it (written by older entities) replay the original steps.
+  const paced = input.observed !== undefined;
+  const recordEvent = eventRecorder(paced);
   const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
-    kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowId}/${reason}`, type, reason, message });
+    recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowId}/${reason}`, type, reason, message });
 
   let stop: Stop | undefined;
   setHandler(childForceSignal, (req) => {
@@ -63,10 +82,6 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
 
   const showStep = (what: string) => setCurrentDetails(`**Provision** node ${key.nodeName}, subnet ${key.subnetId}: ${what}`);
   const compensations: Compensation[] = [];
-  // Inputs from entities that pass what they saw take the paced path: EC2 calls on their API's task
-  // queue, no describe before a step the pass already answered, and Events recorded off the critical
-  // path. Inputs without it (written by older entities) replay the original steps.
-  const paced = input.observed !== undefined;
   const recorded: Promise<void>[] = [];
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
     if (!paced) return event(type, reason, message);

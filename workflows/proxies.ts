@@ -1,6 +1,6 @@
 // Activity stubs with their timeout and retry groups. EC2 and Kubernetes run on
 // the control queue; node-local steps run on the node's own queue.
-import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { Ec2Activities } from '../activities/ec2/ec2-activities.js';
 import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
@@ -85,6 +85,18 @@ export const ec2Waits = proxyActivities<Pick<Ec2Activities, 'waitForAttachment' 
 export const kube = proxyActivities<KubeActivities>({
   startToCloseTimeout: '30s',
   heartbeatTimeout: '10s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/**
+ * A child's Kubernetes Events as local activities: recorded by the worker running the workflow,
+ * with no activity task for the server to match and no three history events (a marker instead).
+ * Safe to repeat: an Event's name is derived from its id, so a retry updates the same Event.
+ * Beyond `localRetryThreshold` the retries wait on a workflow timer, as a regular activity's would.
+ */
+export const kubeEventsLocal = proxyLocalActivities<Pick<KubeActivities, 'recordEvent'>>({
+  startToCloseTimeout: '10s',
+  localRetryThreshold: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 

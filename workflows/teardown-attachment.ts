@@ -7,9 +7,9 @@ import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { metrics, secondsSinceStart } from './metrics.js';
-import { REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
+import { eventRecorder, REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Waits, kube, onNode, pacedEc2 } from './proxies.js';
+import { ec2, ec2Waits, onNode, pacedEc2 } from './proxies.js';
 
 const FORCED: unique symbol = Symbol('forced');
 
@@ -47,8 +47,9 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[]): Promis
   // Inputs that carry what the pass saw take the paced path: EC2 calls on their API's task queue, no
   // describe before the detach, Events recorded off the critical path. Older inputs replay as before.
   const paced = observed ? pacedEc2() : undefined;
+  const recordEvent = eventRecorder(paced !== undefined);
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
-    const p = kube.recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+    const p = recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
     if (!paced) return p;
     recorded.push(p);
     return Promise.resolve();
