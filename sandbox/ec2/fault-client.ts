@@ -100,9 +100,9 @@ export class FaultProxyClient {
   }
 
   /**
-   * The instances whose attachments the proxy changed after position `after`
-   * (0 at the start), waiting up to `waitMs` for one; `complete` false means
-   * some were dropped or `after` is from an earlier proxy.
+   * The attachments the proxy made and ended after position `after` (0 at
+   * the start), in order, waiting up to `waitMs` for one; `complete` false
+   * means some were dropped or `after` is from an earlier proxy.
    */
   async attachmentChanges(after: number, waitMs = 0, signal?: AbortSignal): Promise<AttachmentChanges> {
     return this.call<AttachmentChanges>('GET', `${CONTROL_PATH}/attachment-changes?after=${after}&waitMs=${waitMs}`, undefined, signal);

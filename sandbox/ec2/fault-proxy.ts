@@ -161,7 +161,7 @@ const MAX_SEED = 0xffffffff;
 const seedSchema = z.number().int().min(0).max(MAX_SEED);
 const seedBodySchema = z.object({ seed: seedSchema }).strict();
 
-/** GET /__faults/attachment-changes?after=N&waitMs=M: the instances whose attachments changed after position N. */
+/** GET /__faults/attachment-changes?after=N&waitMs=M: the attachments made and ended after position N, in order. */
 const attachmentChangesQuerySchema = z.object({
   after: z.coerce.number().int().nonnegative(),
   /** How long to wait for a change when there is none yet (at most 30 s). */

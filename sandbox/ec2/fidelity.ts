@@ -14,7 +14,7 @@ import {
   type Instance,
   type NetworkInterface,
 } from '@aws-sdk/client-ec2';
-import { AttachmentChangeLog } from './attachment-changes.js';
+import { AttachmentChangeLog, type AttachmentChange } from './attachment-changes.js';
 import { makeEc2Client } from './client.js';
 import {
   ec2ErrorReply,
@@ -144,7 +144,7 @@ export class Ec2Fidelity {
   private readonly tokens = new Map<string, TokenRecord>();
   private readonly deleteOnTermination = new DeleteOnTerminationRecords();
   private readonly lock = new KeyedLock();
-  /** The instances whose attachments this proxy changed (attach, detach, terminate), for simulated hypervisors. */
+  /** The attachments this proxy made and ended (attach, detach, terminate), in order, for simulated hypervisors. */
   readonly changes = new AttachmentChangeLog();
 
   constructor(private readonly target: string) {}
@@ -265,10 +265,7 @@ export class Ec2Fidelity {
       // moto only refuses when it is the last NIC; EC2 always refuses index 0.
       return x.send(ec2ErrorReply(400, 'OperationNotPermitted', 'The network interface at device index 0 and networkCard index 0 cannot be detached.'));
     }
-    const instanceId = eni.Attachment?.InstanceId;
-    const ended = instanceId && eni.MacAddress && eni.Attachment?.DeviceIndex !== undefined
-      ? { instanceId, macAddress: eni.MacAddress, deviceIndex: eni.Attachment.DeviceIndex, attached: false }
-      : undefined;
+    const ended = endedAttachment(eni);
     if (this.current.detachDelayMs <= 0) {
       const reply = await x.fetchUpstream();
       if (reply.status === 200) this.deleteOnTermination.forget(scope, attachmentId);
@@ -354,8 +351,8 @@ export class Ec2Fidelity {
         await inspector.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni.NetworkInterfaceId }));
       }
       this.deleteOnTermination.forget(scope, attachmentId);
-      const { InstanceId: instanceId, DeviceIndex: deviceIndex } = eni.Attachment ?? {};
-      if (instanceId && eni.MacAddress && deviceIndex !== undefined) this.changes.note({ instanceId, macAddress: eni.MacAddress, deviceIndex, attached: false });
+      const ended = endedAttachment(eni);
+      if (ended) this.changes.note(ended);
     }
     x.send(reply);
   }
@@ -414,6 +411,12 @@ export class Ec2Fidelity {
     if (page) body = pageNetworkInterfaces(body, page.max, page.after);
     x.send({ ...reply, body: Buffer.from(body) });
   }
+}
+
+/** The change that ends `eni`'s current attachment, when it has one to end. */
+function endedAttachment(eni: NetworkInterface): AttachmentChange | undefined {
+  const { InstanceId: instanceId, DeviceIndex: deviceIndex } = eni.Attachment ?? {};
+  return instanceId && eni.MacAddress && deviceIndex !== undefined ? { instanceId, macAddress: eni.MacAddress, deviceIndex, attached: false } : undefined;
 }
 
 /** A Query API boolean as EC2 accepts it; undefined when it is not one. */
