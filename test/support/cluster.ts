@@ -1,6 +1,7 @@
 // A complete system for one test file on the shared real backends: a seeded
 // EC2 world in its own moto account, Node objects, a simulated host per node,
 // the control worker, one node agent per node, and the watcher.
+import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
@@ -221,9 +222,11 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
   let control: RunningWorkers | undefined;
   let watcher: Watcher | undefined;
 
+  // The components' kubeconfigs (ServiceAccount tokens) for this run; removed with the cluster.
+  const kubeconfigDir = path.join(PROJECT_ROOT, '.tmp', `kube-${runId}`);
   const cluster: TestCluster = {
     runId, account, taskQueue, backends, ec2, world, kc, core, custom, client, connection, fault, nodes, fleet, selectorLabel,
-    kubeconfigFileFor: (component) => serviceAccountKubeConfigFile(kc, component, path.join(PROJECT_ROOT, '.tmp', `kube-${runId}`)),
+    kubeconfigFileFor: (component) => serviceAccountKubeConfigFile(kc, component, kubeconfigDir),
     async startControlWorker() {
       if (control) return;
       control = await startWorkers(connection, backends.temporalNamespace,
@@ -291,6 +294,7 @@ export async function createTestCluster(opts: ClusterOptions = {}): Promise<Test
       await fleet?.stop();
       await connection.close();
       await clientConnection.close();
+      await rm(kubeconfigDir, { recursive: true, force: true });
     },
   };
   if (opts.controlWorker !== false) await cluster.startControlWorker();
