@@ -57,7 +57,7 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
   --subnets K    secondary subnets per zone named in the spec: K attachments per node (1 to 3, default 1)
   --runs R       single-node latency mode: R runs of apply → Ready and delete → finalizer gone
   --poll-ms MS   the fleet's pause between two DescribeNetworkInterfaces sweeps of every ENI (default
-                 10000: devices appear from the fault proxy's attachment changes, the sweeps are a backstop)
+                 60000, or twenty times the last sweep: devices appear from the fault proxy's attachment changes, the sweeps are a backstop)
   --timeout S    give up a phase after S seconds (default 300 + 3 per attachment)
   --from-source  run the components' TypeScript through tsx (quicker start; their memory then includes
                  the loader's) instead of a build of their own, as the image runs them  --stock-moto   moto as installed, whose tag lookups scan every tag of the account (see
