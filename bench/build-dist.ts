@@ -1,8 +1,8 @@
 // Builds what production runs (npm run build: the compiled JavaScript and the
-// prebuilt workflow bundle) into a directory of the benchmark's own, with the
-// benchmark's node-agent entry point beside it, so that the components it
-// measures run as they do in the image (node dist/…, no TypeScript loader,
-// no workflow bundling at start-up).
+// prebuilt workflow bundle) into a directory of a harness's own, with the
+// simulated nodes' agent entry points beside it, so that the components the
+// benchmark measures and the soak kills run as they do in the image (node
+// dist/…, no TypeScript loader, no workflow bundling at start-up).
 //   node --import tsx bench/build-dist.ts <outDir>
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -24,8 +24,8 @@ await mkdir(outDir, { recursive: true });
 await writeFile(config, JSON.stringify({
   extends: root('tsconfig.build.json'),
   compilerOptions: { noEmit: false, rootDir: PROJECT_ROOT, outDir },
-  // tsconfig.build.json's folders, and the benchmark's node-agent process.
-  include: ['common', 'workflows', 'activities', 'host', 'workers', 'watcher', 'cli', 'bench/node-agent-process.ts', 'sandbox/sim-hypervisor.ts'].map(root),
+  // tsconfig.build.json's folders, and the simulated nodes' agent processes (the benchmark's, the soak's).
+  include: ['common', 'workflows', 'activities', 'host', 'workers', 'watcher', 'cli', 'bench/node-agent-process.ts', 'sandbox/sim-hypervisor.ts', 'sandbox/sim-node-agent.ts'].map(root),
 }, null, 2));
 const tsc = spawnSync(process.execPath, [root('node_modules/typescript/bin/tsc'), '-p', config], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);

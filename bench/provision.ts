@@ -33,7 +33,8 @@ import { Watch } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, NODEENI_PLURAL, nodeTaskQueue, TAG } from '../common/names.js';
 import type { NodeENIObject } from '../common/types.js';
 import { startBackends, type Backends } from '../sandbox/backends/index.js';
-import { PROJECT_ROOT, startProcess, startTsProcess, waitUntil, type ManagedProcess } from '../sandbox/backends/tools.js';
+import { PROJECT_ROOT, startTsProcess, waitUntil, type ManagedProcess } from '../sandbox/backends/tools.js';
+import { buildDist } from '../sandbox/build-dist.js';
 import { makeEc2Client, MOTO_DEFAULT_ACCOUNT } from '../sandbox/ec2/client.js';
 import type { FaultProxyState } from '../sandbox/ec2/fault-client.js';
 import { lowerBoundSecondsAll, throttlePreset } from '../sandbox/ec2/throttle.js';
@@ -153,18 +154,9 @@ interface Env {
 /** Only the benchmark raises it: up to 1,200 concurrent polls per namespace is the frontend's default (one per simulated node here). */
 const TEMPORAL_DYNAMIC_CONFIG = ['frontend.namespaceCount=4096'];
 
-/** bench/build-dist.ts into `${dir}/dist`. */
-async function build(dir: string): Promise<string> {
-  const out = path.join(dir, 'dist');
-  const proc = startProcess('build', process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'build-dist.ts'), out], { cwd: PROJECT_ROOT, logFile: path.join(dir, 'build.log') });
-  const code = await new Promise<number | null>((resolve) => proc.child.once('exit', resolve));
-  if (code !== 0) throw new Error(`bench/build-dist.ts failed (exit ${code}):\n${proc.tail()}`);
-  return out;
-}
-
 async function startEnv(dir: string, args: Args): Promise<Env> {
   const [built, started] = await Promise.allSettled([
-    args.fromSource ? Promise.resolve(undefined) : build(dir),
+    args.fromSource ? Promise.resolve(undefined) : buildDist(dir),
     startBackends({
       dir,
       temporalDynamicConfig: TEMPORAL_DYNAMIC_CONFIG,

@@ -33,6 +33,7 @@ import { PROJECT_ROOT } from '../backends/tools.js';
 import { makeEc2Client } from '../ec2/client.js';
 import { FaultProxyClient, type FaultRule, type InjectedFaults } from '../ec2/fault-client.js';
 import { SEED_IMAGE_ID, SEED_INSTANCE_TYPE } from '../ec2/seed.js';
+import { buildDist } from '../build-dist.js';
 import { waitForPollers } from '../pollers.js';
 import { startEc2Recorder, type Ec2Recorder } from './ec2-recorder.js';
 import { duplicateKeys, failedLongLived, failingLongLived, getNodeEni, listNodeEnis, listOurEnis, longestHistory, type HistoryMax, type OurEni } from './observe.js';
@@ -219,6 +220,17 @@ interface Lc {
 const { EventType } = proto.temporal.api.enums.v1;
 const eventTypeName = (t: unknown) => (typeof t === 'number' ? (EventType[t] ?? String(t)).replace(/^EVENT_TYPE_/, '') : String(t));
 
+/** A few lines from a not-converged step's evidence: the conditions, the rows, the entity's last events. */
+function evidenceGist(ev: { status?: NodeENIObject['status']; entity?: unknown; enis: { id: string; node?: string; attachment?: unknown }[] }): string[] {
+  const lines = (ev.status?.conditions ?? []).map((c) => `${c.type} ${c.status} (${c.reason}): ${c.message.slice(0, 400)}`);
+  for (const r of ev.status?.attachments ?? []) lines.push(`row ${r.nodeID}/${r.subnetID}: ${r.phase}${r.eniID ? ` ${r.eniID}` : ''}${r.message ? ` (${r.message.slice(0, 200)})` : ''}`);
+  for (const e of ev.enis) lines.push(`EC2 ${e.id} on ${e.node ?? '?'}: ${JSON.stringify(e.attachment ?? null)}`);
+  const entity = ev.entity as { status?: string; historyLength?: number; lastEvents?: string[] } | string | undefined;
+  if (typeof entity === 'string') lines.push(`entity: ${entity}`);
+  else if (entity) lines.push(`entity ${entity.status}, ${entity.historyLength} events; last: ${(entity.lastEvents ?? []).slice(-12).map((e) => e.split(' ').slice(1).join(' ')).join(', ')}`);
+  return lines;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -271,8 +283,12 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
 
   const exitTimes = new Map<string, number[]>();
   const wanted = (c: Component) => !finishing && (c.kind !== 'node-agent' || nodes.some((n) => n.name === c.node && n.alive));
+  // Built while the backends start; the components then restart as fast as they do from the image.
+  const dist = buildDist(dir);
+  dist.catch(() => undefined); // awaited by the stack; this only keeps an early failure from counting as unhandled
   const handle = createStack({
     dir,
+    dist,
     temporalDbFile: path.join(dir, 'temporal.db'),
     proxySeed: o.seed,
     proxyTarget: async (moto) => (recorder = await startEc2Recorder(moto)).endpoint,
@@ -478,6 +494,8 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
           const ev = await evidence(lc);
           violation({ invariant: 'convergence', message: `${lc.name}: ${step} did not converge within ${Math.round((now - t0) / 1000)} s${afterFaults ? ' (faults had stopped)' : ''}: ${last.why}`, evidence: ev });
           await writeFile(path.join(dir, `not-converged-${lc.name}-${step}.json`), JSON.stringify(ev, null, 2)).catch(() => undefined);
+          // The gist in the timeline too: CI keeps the output, not the working directory.
+          for (const line of evidenceGist(ev)) log(`  ${line}`);
           return false;
         }
         await sleep(1000);

@@ -13,7 +13,8 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startBackends, type Backends } from '../backends/index.js';
-import { PROJECT_ROOT, startTsProcess, type ManagedProcess } from '../backends/tools.js';
+import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../backends/tools.js';
+import { shippedImageEnv, shippedNodeFlags } from '../shipped-node-flags.js';
 import { DEFAULT_REGION, makeEc2Client } from '../ec2/client.js';
 import { startFaultProxy, type FaultProxy } from '../ec2/fault-proxy.js';
 import { seedWorld, type World } from '../ec2/seed.js';
@@ -72,6 +73,12 @@ export interface StackOptions {
    */
   platformEc2?: 'proxy' | 'moto';
   logLevel?: string;
+  /**
+   * A build of the project (sandbox/build-dist.ts): the components run from it as the image runs
+   * them (compiled, with the prebuilt workflow bundle and the manifests' Node.js flags), so a
+   * restart takes what it takes in production; from the TypeScript source when absent.
+   */
+  dist?: Promise<string>;
   /** A child exited without the stack stopping or killing it. */
   onUnexpectedExit?: (c: Component, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -156,6 +163,7 @@ export function createStack(opts: StackOptions): StackHandle {
       };
       await writeFile(path.join(opts.dir, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
 
+      const dist = await opts.dist;
       const component = (name: string, kind: ComponentKind, script: string, extra: Record<string, string>, node?: string): Component => {
         const logFile = path.join(opts.dir, 'logs', `${name}.log`);
         let proc: ManagedProcess | undefined;
@@ -171,7 +179,12 @@ export function createStack(opts: StackOptions): StackHandle {
             if (stopping || c.running()) return;
             ending = false;
             starts++;
-            const started = startTsProcess(name, script, { env: { ...env, ...extra, LOG_LEVEL: opts.logLevel ?? 'INFO' }, logFile });
+            const childEnv = { ...env, ...extra, LOG_LEVEL: opts.logLevel ?? 'INFO' };
+            const entry = script.replace(/\.ts$/, '');
+            const started = dist
+              ? startProcess(name, process.execPath, [...shippedNodeFlags(entry, kind === 'node-agent' ? 'workers/node-agent' : undefined), path.join(dist, `${entry}.js`)],
+                { cwd: PROJECT_ROOT, logFile, env: { ...shippedImageEnv(), ...childEnv } })
+              : startTsProcess(name, script, { env: childEnv, logFile });
             proc = started;
             started.child.once('exit', (code, signal) => {
               if (!stopping && !ending && proc === started) opts.onUnexpectedExit?.(c, code, signal);

@@ -3,7 +3,7 @@
 // like the in-process ones and authenticated as the ServiceAccounts deploy/ ships.
 import path from 'node:path';
 import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../../sandbox/backends/tools.js';
-import { shippedImageEnv, shippedNodeFlags } from './shipped-node-flags.js';
+import { shippedImageEnv, shippedNodeFlags } from '../../sandbox/shipped-node-flags.js';
 import { TEST_DEVICE_PLUGIN_OPTIONS, TEST_ENTITY_OPTIONS, type TestCluster } from './cluster.js';
 
 export interface ProcessOptions {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { PROJECT_ROOT } from '../../sandbox/backends/tools.js';
+import { PROJECT_ROOT } from './backends/tools.js';
 
 interface Container {
   args?: string[];
