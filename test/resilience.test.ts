@@ -136,3 +136,34 @@ describe('bounded children', () => {
     expect(await liveEnis(obj.metadata.uid)).toHaveLength(1);
   });
 });
+
+describe('a node agent away during provisioning', () => {
+  let k: TestCluster;
+  beforeAll(async () => {
+    // A back-off far beyond the test: only the agent's start can bring the retry forward.
+    k = await createTestCluster({ instances: 1, entityOptions: { failureBackoffSeconds: 600 } });
+  });
+  afterAll(async () => {
+    await k?.dispose();
+  });
+
+  it('the failure backs off; the agent starting again retries it at once, with the same ENI', async () => {
+    await k.stopAgent(0);
+    const obj = await k.createNodeEni('away', { nodeSelector: { 'nodeeni-test': k.runId }, subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'] });
+    const degraded = await eventually('NodeAgentUnavailable, backing off', async () => {
+      const d = conditionOf(await k.getNodeEni('away'), 'Degraded');
+      return d?.reason === 'NodeAgentUnavailable' && d;
+    }, 60_000);
+    expect(degraded.message).toMatch(/failed 1×, next try at/);
+    const [eni] = await enisOf(k.ec2, obj.metadata.uid);
+    expect(eni?.Attachment?.Status).toBe('attached');
+
+    const startedAt = Date.now();
+    await k.startAgent(0);
+    await eventually('Ready', async () => isReady(await k.getNodeEni('away'), 1), 30_000);
+    console.log(`[agent away] Ready ${Date.now() - startedAt} ms after the agent started (back-off 600 s)`);
+    expect((await enisOf(k.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni!.NetworkInterfaceId]);
+    await k.deleteNodeEni('away');
+    await eventually('gone', async () => (await k.getNodeEni('away')) === undefined, 60_000);
+  });
+});

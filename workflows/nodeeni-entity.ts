@@ -95,6 +95,13 @@ export const WORLD_CARRY_PATCH = 'nodeeni-entity-world-carry';
  */
 export const FEWER_TRIPS_PATCH = 'nodeeni-entity-fewer-trips';
 
+/**
+ * A node's agent starting again also ends the back-off of what failed on that node: provisioning that
+ * failed because the agent was away (or for anything else the agent does) is retried at once instead of
+ * after the rest of a back-off that doubles up to 30 minutes.
+ */
+export const AGENT_START_RETRIES_PATCH = 'nodeeni-entity-agent-start-retries';
+
 /** While a round of drift checks has nodes left, the next pass comes this soon. */
 const DRIFT_ROUND_STEP_MS = 1000;
 
@@ -180,8 +187,14 @@ class NodeEniEntity {
       this.loop.markDirty();
     }, { description: 'Re-read the NodeENI, its nodes and EC2, and converge.' });
     setHandler(nodeAgentStartedSignal, ({ nodeName }) => {
+      const onNode = (key: string) => key.startsWith(`${this.uid}/${nodeName}/`);
+      const backingOff = Object.keys(this.state.failures).filter(onNode);
+      if (backingOff.length > 0 && patched(AGENT_START_RETRIES_PATCH)) {
+        for (const key of backingOff) this.state.failures[key]!.retryAt = Date.now();
+        this.loop.markDirty();
+      }
       // Every entity hears of every agent start: only one with an interface there has anything to verify.
-      if (!Object.keys(this.state.configured).some((key) => key.startsWith(`${this.uid}/${nodeName}/`))) return;
+      if (!Object.keys(this.state.configured).some(onNode)) return;
       const nodes = (this.state.agentStarted ??= []);
       if (!nodes.includes(nodeName)) nodes.push(nodeName);
       this.loop.markDirty();

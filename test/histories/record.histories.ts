@@ -50,6 +50,7 @@ const STATUS: Record<string, FixtureStatus> = { RUNNING: 'running', COMPLETED: '
 const REQUIRED = [
   'nodeEniEntity-lifecycle', 'nodeEniEntity-idle', 'provisionAttachment-ok', 'provisionAttachment-compensated',
   'teardownAttachment-ok', 'teardownAttachment-force-finished', 'devicePluginNode-published', 'resctrlNode-two-pods',
+  'nodeEniEntity-agent-away',
 ];
 
 function historyLabel(): string {
@@ -213,6 +214,17 @@ describe('plain ENIs, compensation, force-finish, device plugin', () => {
     await c.fault.clear();
     const t = childOf(await childrenOf(c.client, idOf(obj)), 'teardownAttachment');
     await record(c.client, 'force-finished', t.workflowId, t.runId, 'completed');
+  });
+
+  it('nodeEniEntity: provisioning while the node agent is away, retried when it starts again', async () => {
+    await c.stopAgent(1);
+    const obj = await c.createNodeEni('away', { nodeSelector: onNode(1), subnetNames: ['multus-a'], ...sg });
+    await eventually('NodeAgentUnavailable', async () => conditionOf(await c.getNodeEni('away'), 'Degraded')?.reason === 'NodeAgentUnavailable', 60_000);
+    await c.startAgent(1);
+    await eventually('away Ready', async () => isReady(await c.getNodeEni('away'), 1), 60_000);
+    await c.deleteNodeEni('away');
+    await eventually('away gone', async () => (await c.getNodeEni('away')) === undefined, 60_000);
+    await record(c.client, 'agent-away', idOf(obj), undefined, 'completed');
   });
 
   it('devicePluginNode: a resource published on node 0 (recorded running)', async () => {
