@@ -13,8 +13,8 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startBackends, type Backends } from '../backends/index.js';
-import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../backends/tools.js';
-import { shippedImageEnv, shippedNodeFlags } from '../shipped-node-flags.js';
+import { PROJECT_ROOT, type ManagedProcess } from '../backends/tools.js';
+import { startEntryPoint } from '../entry-point.js';
 import { DEFAULT_REGION, makeEc2Client } from '../ec2/client.js';
 import { startFaultProxy, type FaultProxy } from '../ec2/fault-proxy.js';
 import { seedWorld, type World } from '../ec2/seed.js';
@@ -179,12 +179,9 @@ export function createStack(opts: StackOptions): StackHandle {
             if (stopping || c.running()) return;
             ending = false;
             starts++;
-            const childEnv = { ...env, ...extra, LOG_LEVEL: opts.logLevel ?? 'INFO' };
-            const entry = script.replace(/\.ts$/, '');
-            const started = dist
-              ? startProcess(name, process.execPath, [...shippedNodeFlags(entry, kind === 'node-agent' ? 'workers/node-agent' : undefined), path.join(dist, `${entry}.js`)],
-                { cwd: PROJECT_ROOT, logFile, env: { ...shippedImageEnv(), ...childEnv } })
-              : startTsProcess(name, script, { env: childEnv, logFile });
+            const started = startEntryPoint(name, script.replace(/\.ts$/, ''), {
+              dist, logFile, env: { ...env, ...extra, LOG_LEVEL: opts.logLevel ?? 'INFO' }, shippedAs: kind === 'node-agent' ? 'workers/node-agent' : undefined,
+            });
             proc = started;
             started.child.once('exit', (code, signal) => {
               if (!stopping && !ending && proc === started) opts.onUnexpectedExit?.(c, code, signal);

@@ -1,37 +1,9 @@
 // Components started as separate processes from their production entry
 // points (so a test can SIGKILL them, or a benchmark measure them), configured
 // like the in-process ones and authenticated as the ServiceAccounts deploy/ ships.
-import path from 'node:path';
-import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from '../../sandbox/backends/tools.js';
-import { shippedImageEnv, shippedNodeFlags } from '../../sandbox/shipped-node-flags.js';
+import type { ManagedProcess } from '../../sandbox/backends/tools.js';
+import { startEntryPoint, type ProcessOptions } from '../../sandbox/entry-point.js';
 import { TEST_DEVICE_PLUGIN_OPTIONS, TEST_ENTITY_OPTIONS, type TestCluster } from './cluster.js';
-
-export interface ProcessOptions {
-  /** More environment, over the defaults below. */
-  env?: Record<string, string>;
-  /** Appends the process's output to this file. */
-  logFile?: string;
-  /**
-   * A build of the project (npm run build's layout, e.g. bench/build-dist.ts):
-   * run the compiled entry point with its prebuilt workflow bundle, as the
-   * image does, instead of the TypeScript source through tsx.
-   */
-  dist?: string;
-}
-
-// NODEENI_PROCESS_ECHO=1 shows the processes' log lines in the test output.
-const echo = () => process.env.NODEENI_PROCESS_ECHO === '1';
-
-/** `entry` without extension, e.g. workers/control: from `opts.dist` when given, else the source through tsx. */
-export function startEntryPoint(name: string, entry: string, opts: ProcessOptions & { env: Record<string, string>; stdin?: boolean; shippedAs?: string }): ManagedProcess {
-  const common = { echo: echo(), logFile: opts.logFile, env: opts.env, stdin: opts.stdin };
-  // A build runs as the image does: with the Node.js flags its manifest gives it and the image's environment.
-  if (opts.dist) {
-    return startProcess(name, process.execPath, [...shippedNodeFlags(entry, opts.shippedAs), path.join(opts.dist, `${entry}.js`)],
-      { cwd: PROJECT_ROOT, ...common, env: { ...shippedImageEnv(), ...opts.env } });
-  }
-  return startTsProcess(name, `${entry}.ts`, common);
-}
 
 function temporalEnv(c: TestCluster): Record<string, string> {
   return { TEMPORAL_ADDRESS: c.backends.temporalAddress, TEMPORAL_NAMESPACE: c.backends.temporalNamespace };
