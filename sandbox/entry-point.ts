@@ -5,7 +5,7 @@ import { PROJECT_ROOT, startProcess, startTsProcess, type ManagedProcess } from 
 import { shippedImageEnv, shippedNodeFlags } from './shipped-node-flags.js';
 
 export interface ProcessOptions {
-  /** More environment, over the defaults below. */
+  /** The process's environment (callers put their defaults under it). */
   env?: Record<string, string>;
   /** Appends the process's output to this file. */
   logFile?: string;
