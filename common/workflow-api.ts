@@ -132,6 +132,15 @@ export interface EntityOptions {
   uiBaseUrl?: string;
 }
 
+/**
+ * How long one workflow task of an entity may take. Temporal's 10 s default is too short for an
+ * entity with a thousand attachments on a busy worker: its history holds megabytes of what the
+ * passes read, a task that waits behind the children's tasks runs out, and the retry has to replay
+ * the whole history first, which takes as long again. Set when the watcher starts the entity and
+ * on every continue-as-new (a run started before keeps the default until it continues-as-new).
+ */
+export const ENTITY_WORKFLOW_TASK_TIMEOUT = '30s';
+
 export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   resyncSeconds: 300,
   maxHistoryLength: 2000,
@@ -287,6 +296,17 @@ export interface TeardownInput {
 export type TeardownResult =
   | { eniId: string; outcome: 'deleted'; nodeStep: string }
   | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string };
+
+/**
+ * A provisioning or teardown workflow an entity has the control worker start for it
+ * (activities/temporal/child-starter.ts): one activity starts a window of them, so the entity's
+ * history holds one report per child instead of four events, and its pass waits for one answer
+ * instead of a start confirmation per child.
+ */
+export type ChildStart = { workflowId: string; summary: string; nodeEniName: string; nodeName: string } & (
+  | { workflowType: 'provisionAttachment'; input: ProvisionInput }
+  | { workflowType: 'teardownAttachment'; input: TeardownInput }
+);
 
 /** A child's last word to its entity: sent by the child itself, so it reaches whichever run of the entity is current. */
 export type ChildOutcome =

@@ -157,10 +157,12 @@ describe('entity history', () => {
     for await (const wf of c.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push({ runId: wf.runId, startTime: wf.startTime });
     const first = runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())[0]!;
     const events = (await c.client.workflow.getHandle(workflowId, first.runId).fetchHistory()).events ?? [];
-    const { EventType } = proto.temporal.api.enums.v1;
     const at = (e: (typeof events)[number]) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6);
-    const firstChild = events.findIndex((e) => e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED);
+    // Children are started by an activity (STARTS_BY_ACTIVITY_PATCH); histories from before start child workflows.
+    const firstChild = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startChildren');
     expect(firstChild).toBeGreaterThan(0);
+    // Started by an activity: no child-workflow events in the entity's history.
+    expect(events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes || e.childWorkflowExecutionStartedEventAttributes)).toEqual([]);
 
     // The watcher adds its finalizer and lets the update event poke: one signal, one pass before the first child.
     const signals = events.slice(0, firstChild).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === reconcileSignal.name);

@@ -13,6 +13,7 @@ import { createDevicePluginStarter } from '../activities/temporal/device-plugin-
 import type { DevicePluginOptions } from '../common/workflow-api.js';
 import { EC2_APIS, ec2TaskQueue } from '../common/names.js';
 import { createChildStatusActivities } from '../activities/temporal/child-status.js';
+import { createChildStarter } from '../activities/temporal/child-starter.js';
 import type { WorkerSpec } from './bootstrap.js';
 import type { WorkflowSource } from './workflow-source.js';
 
@@ -72,6 +73,7 @@ function controlWorkerSpec(deps: ControlWorkerDeps, ec2: ReturnType<typeof creat
       ...createPodActivities({ kc: deps.kc }),
       ...createDevicePluginStarter({ taskQueue: deps.taskQueue, options: deps.devicePlugin }),
       ...createChildStatusActivities(),
+      ...createChildStarter(),
       ...createSweeperKubeActivities({ kc: deps.kc }),
     },
   };

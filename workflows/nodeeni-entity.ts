@@ -12,7 +12,7 @@ import {
   log,
   ParentClosePolicy,
   patched,
-  continueAsNew,
+  makeContinueAsNewFunc,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -26,6 +26,7 @@ import {
   childFinishedSignal,
   childForceSignal,
   DEFAULT_ENTITY_OPTIONS,
+  ENTITY_WORKFLOW_TASK_TIMEOUT,
   devicePluginAppliedSignal,
   emptyEntityState,
   forceFinishSignal,
@@ -36,6 +37,7 @@ import {
   type CarriedWorld,
   type ChildOutcome,
   type ChildRecord,
+  type ChildStart,
   type ConfiguredAttachment,
   type EntityInput,
   type EntityOptions,
@@ -53,7 +55,7 @@ import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { ADOPT_GO_PATCH, GoControllerAdoption, type GoLook } from './go-migration.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { provisionAttachment } from './provision-attachment.js';
-import { childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
+import { childStarter, childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
 import { Reconciler, type PassResult } from './reconciler.js';
 import { NodeDrift } from './drift.js';
 import { attachmentGaugesGone, metrics, withAttachmentGauges } from './metrics.js';
@@ -102,6 +104,29 @@ export const FEWER_TRIPS_PATCH = 'nodeeni-entity-fewer-trips';
  */
 export const AGENT_START_RETRIES_PATCH = 'nodeeni-entity-agent-start-retries';
 
+/**
+ * Children are started by an activity, a window at a time, instead of as child workflows. A child
+ * workflow cost the entity four history events (initiated, started, completed, and its report) and
+ * the pass waited for Temporal to confirm every start: at 1,000 nodes 5–26 s per window of 100,
+ * while the create queue ran dry, and a history that filled four times as fast, each
+ * continue-as-new refused while reports kept arriving. Now a child costs its report alone. The
+ * children run on, report and are checked exactly as before; the UI no longer shows them as the
+ * entity's children (they carry the same summary and search attributes).
+ */
+export const STARTS_BY_ACTIVITY_PATCH = 'nodeeni-entity-starts-by-activity';
+
+/**
+ * A child's report asks for a pass that may wait: at least as long after the last pass as that one
+ * took (Reconciler.markDirtySoon). At 1,000 nodes a pass reads every node and ENI and writes the
+ * status, about 2.5 s on a busy machine; with reports arriving at EC2's pace the passes ran back to
+ * back, and their CPU and history (megabytes of what they read) slowed everything else down.
+ * Runs started before keep a pass per report until they continue-as-new.
+ */
+export const PASS_PACING_PATCH = 'nodeeni-entity-pass-pacing';
+
+/** Children started by one activity: 25 provisioning inputs stay far below Temporal's payload warnings. */
+const STARTS_PER_ACTIVITY = 25;
+
 /** While a round of drift checks has nodes left, the next pass comes this soon. */
 const DRIFT_ROUND_STEP_MS = 1000;
 
@@ -119,7 +144,8 @@ export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | 
   // The markers in the order histories hold them: a replay matches them one by one.
   const adoptGo = v3 && patched(ADOPT_GO_PATCH);
   const driftRounds = v3 && patched(DRIFT_ROUNDS_PATCH);
-  return new NodeEniEntity(input, v3, adoptGo, driftRounds, driftRounds && patched(FEWER_TRIPS_PATCH)).run();
+  const fewerTrips = driftRounds && patched(FEWER_TRIPS_PATCH);
+  return new NodeEniEntity(input, v3, adoptGo, driftRounds, fewerTrips, fewerTrips && patched(PASS_PACING_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -156,8 +182,10 @@ class NodeEniEntity {
   private repairedKeys: string[] = [];
   /** Migration: takes over the ENIs the Go controller created for this NodeENI (runs with ADOPT_GO_PATCH). */
   private readonly adoption?: GoControllerAdoption;
+  /** STARTS_BY_ACTIVITY_PATCH: children recorded by this pass and not yet started (flushStarts). */
+  private readonly pendingStarts: ChildStart[] = [];
 
-  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false) {
+  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false, private readonly pacedPasses = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -178,7 +206,7 @@ class NodeEniEntity {
       idleSummary: 'resync',
       reportFailure: (f, first) => this.reportPassFailure(f, first),
       reportRecovered: (f) => this.event('Normal', 'ReconcileRecovered', `reconcile works again after ${f.attempts} failed passes (${f.reason})`),
-      continueAsNew: () => continueAsNew<typeof nodeEniEntity>({ name: this.name, uid: this.uid, options: this.opts, state: this.stateForNextRun() }),
+      continueAsNew: () => makeContinueAsNewFunc<typeof nodeEniEntity>({ workflowTaskTimeout: ENTITY_WORKFLOW_TASK_TIMEOUT })({ name: this.name, uid: this.uid, options: this.opts, state: this.stateForNextRun() }),
     });
 
     setHandler(reconcileSignal, () => {
@@ -266,7 +294,8 @@ class NodeEniEntity {
   private onChildFinished(outcome: ChildOutcome): void {
     if (!this.children[outcome.workflowId]) return;
     if (!this.state.finished!.some((o) => o.workflowId === outcome.workflowId)) this.state.finished!.push(outcome);
-    this.loop.markDirty();
+    if (this.pacedPasses) this.loop.markDirtySoon();
+    else this.loop.markDirty();
   }
 
   // ---- one pass ------------------------------------------------------------
@@ -339,6 +368,7 @@ class NodeEniEntity {
       const busy = new Set(Object.values(this.children).map((c) => c.key));
       const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString));
       await Promise.all(repairs.slice(0, Math.max(0, this.opts.maxConcurrentChildren - busy.size)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices, true)));
+      await this.flushStarts();
     } else {
       await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString))));
     }
@@ -347,6 +377,7 @@ class NodeEniEntity {
     let teardown = plan.teardown.filter((eni) => devicePluginSettled(state, eni.nodeName));
     if (this.v3) teardown = teardown.slice(0, Math.max(0, this.opts.maxConcurrentChildren - Object.keys(this.children).length));
     for (const eni of teardown) await this.startTeardown(eni, observed.generation);
+    await this.flushStarts();
 
     const inFlight = Object.values(this.children);
     setCurrentDetails(this.v3 ? detailsV3(name, this.entityId, plan, inFlight, state) : details(name, plan, inFlight, state));
@@ -553,75 +584,103 @@ class NodeEniEntity {
       attach: eni?.attachment ? undefined : indices.next(d.key.instanceId, d.preferredDeviceIndex),
     };
     const workflowId = provisionWorkflowId(this.childPrefix, d.key, ++this.state.seq);
-    await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, () =>
-      startChild(provisionAttachment, {
-        workflowId,
-        // The child outlives a continue-as-new of its entity and reports back by signal.
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        staticSummary: `Provision ENI: NodeENI ${name}, node ${d.key.nodeName}, subnet ${d.subnet.id}`,
-        typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: d.key.nodeName }],
-        args: [{
-          nodeEniName: name,
-          nodeEniUid: uid,
-          clusterName: opts.clusterName,
-          key: d.key,
-          attachmentKey: d.keyString,
-          securityGroupIds: d.securityGroupIds,
-          description: observed.spec.description,
-          preferredDeviceIndex: d.preferredDeviceIndex,
-          deleteOnTermination: observed.spec.deleteOnTermination ?? true,
-          mtu: observed.spec.mtu,
-          enableDPDK: observed.spec.enableDPDK ?? false,
-          dpdkDriver: observed.spec.dpdkDriver ?? 'vfio-pci',
-          dpdkPCIAddress: observed.spec.dpdkPCIAddress,
-          generation: observed.generation,
-          nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
-          detachTimeoutMs: opts.detachTimeoutMs,
-          deadlineMs: opts.provisionDeadlineSeconds * 1000,
-          // What is on the node now (a spec change re-provisions an ENI that is already in use).
-          current: configured && configured.eniId === eni?.eniId ? configured : undefined,
-          reportTo: this.entityId,
-          ...(seen ? { observed: seen } : {}),
-          ...(repair ? { repair: true } : {}),
-        }],
-      }));
+    await this.startTracked({ op: 'provision', key: d.keyString, workflowId, node: d.key.nodeName, generation: observed.generation, startedAt: Date.now() }, {
+      workflowType: 'provisionAttachment',
+      workflowId,
+      summary: `Provision ENI: NodeENI ${name}, node ${d.key.nodeName}, subnet ${d.subnet.id}`,
+      nodeEniName: name,
+      nodeName: d.key.nodeName,
+      input: {
+        nodeEniName: name,
+        nodeEniUid: uid,
+        clusterName: opts.clusterName,
+        key: d.key,
+        attachmentKey: d.keyString,
+        securityGroupIds: d.securityGroupIds,
+        description: observed.spec.description,
+        preferredDeviceIndex: d.preferredDeviceIndex,
+        deleteOnTermination: observed.spec.deleteOnTermination ?? true,
+        mtu: observed.spec.mtu,
+        enableDPDK: observed.spec.enableDPDK ?? false,
+        dpdkDriver: observed.spec.dpdkDriver ?? 'vfio-pci',
+        dpdkPCIAddress: observed.spec.dpdkPCIAddress,
+        generation: observed.generation,
+        nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
+        detachTimeoutMs: opts.detachTimeoutMs,
+        deadlineMs: opts.provisionDeadlineSeconds * 1000,
+        // What is on the node now (a spec change re-provisions an ENI that is already in use).
+        current: configured && configured.eniId === eni?.eniId ? configured : undefined,
+        reportTo: this.entityId,
+        ...(seen ? { observed: seen } : {}),
+        ...(repair ? { repair: true } : {}),
+      },
+    });
   }
 
   private async startTeardown(eni: ManagedEni, generation: number): Promise<void> {
     const { name, uid, opts } = this;
     const node = eni.nodeName ?? '';
     const workflowId = teardownWorkflowId(this.childPrefix, node || 'unknown', eni.eniId);
-    await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, instanceId: eni.instanceId, generation, startedAt: Date.now() }, () =>
-      startChild(teardownAttachment, {
-        workflowId,
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        staticSummary: `Tear down ${eni.eniId}: NodeENI ${name}, node ${node || 'unknown'}`,
-        typedSearchAttributes: [{ key: SA_NODEENI, value: name }, { key: SA_NODE_NAME, value: node || 'unknown' }],
-        args: [{
-          nodeEniName: name,
-          nodeEniUid: uid,
-          eniId: eni.eniId,
-          nodeName: eni.nodeName,
-          macAddress: eni.macAddress,
-          dpdk: this.dpdkOf(eni),
-          detachTimeoutMs: opts.detachTimeoutMs,
-          nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
-          reportTo: this.entityId,
-          ...(this.v3 ? { observed: { attachment: eni.attachment ? { attachmentId: eni.attachment.attachmentId, status: eni.attachment.status } : null } } : {}),
-        }],
-      }));
+    await this.startTracked({ op: 'teardown', key: eni.attachmentKey ?? `eni:${eni.eniId}`, eniId: eni.eniId, workflowId, node, instanceId: eni.instanceId, generation, startedAt: Date.now() }, {
+      workflowType: 'teardownAttachment',
+      workflowId,
+      summary: `Tear down ${eni.eniId}: NodeENI ${name}, node ${node || 'unknown'}`,
+      nodeEniName: name,
+      nodeName: node || 'unknown',
+      input: {
+        nodeEniName: name,
+        nodeEniUid: uid,
+        eniId: eni.eniId,
+        nodeName: eni.nodeName,
+        macAddress: eni.macAddress,
+        dpdk: this.dpdkOf(eni),
+        detachTimeoutMs: opts.detachTimeoutMs,
+        nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
+        reportTo: this.entityId,
+        ...(this.v3 ? { observed: { attachment: eni.attachment ? { attachmentId: eni.attachment.attachmentId, status: eni.attachment.status } : null } } : {}),
+      },
+    });
   }
 
-  /** Records the child before it starts; a child already running under that ID (started by an earlier run) is adopted. */
-  private async startTracked(record: ChildRecord, start: () => Promise<unknown>): Promise<void> {
+  /**
+   * Records the child before it starts, so its report is never ignored; a child already running under
+   * that ID (started by an earlier run) is adopted. With STARTS_BY_ACTIVITY_PATCH the start waits for
+   * the pass's flushStarts; runs recorded before start each as a child workflow.
+   */
+  private async startTracked(record: ChildRecord, start: ChildStart): Promise<void> {
     this.children[record.workflowId] = record;
+    if (this.fewerTrips && patched(STARTS_BY_ACTIVITY_PATCH)) {
+      this.pendingStarts.push(start);
+      return;
+    }
+    const options = {
+      workflowId: start.workflowId,
+      // The child outlives a continue-as-new of its entity and reports back by signal.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      staticSummary: start.summary,
+      typedSearchAttributes: [{ key: SA_NODEENI, value: start.nodeEniName }, { key: SA_NODE_NAME, value: start.nodeName }],
+    };
     try {
-      await start();
+      if (start.workflowType === 'provisionAttachment') await startChild(provisionAttachment, { ...options, args: [start.input] });
+      else await startChild(teardownAttachment, { ...options, args: [start.input] });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return;
       delete this.children[record.workflowId];
       throw err;
     }
+  }
+
+  /**
+   * Starts what this pass recorded, STARTS_PER_ACTIVITY at a time, the activities side by side. If
+   * they fail for good the pass fails and the children stay recorded: none is started twice, and the
+   * children check turns those that never started into failures retried after back-off.
+   */
+  private async flushStarts(): Promise<void> {
+    const starts = this.pendingStarts.splice(0);
+    const taskQueue = workflowInfo().taskQueue;
+    const windows: ChildStart[][] = [];
+    for (let i = 0; i < starts.length; i += STARTS_PER_ACTIVITY) windows.push(starts.slice(i, i + STARTS_PER_ACTIVITY));
+    await Promise.all(windows.map((w) => childStarter.startChildren({ taskQueue, starts: w })));
   }
 
   /** The DPDK binding recorded for this ENI, so its teardown gives the device back to the kernel first. */

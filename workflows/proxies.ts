@@ -6,6 +6,7 @@ import type { KubeActivities } from '../activities/kube/kube-activities.js';
 import type { NodeActivities } from '../activities/node/index.js';
 import type { DevicePluginStarterActivities } from '../activities/temporal/device-plugin-starter.js';
 import type { ChildStatusActivities } from '../activities/temporal/child-status.js';
+import type { ChildStarterActivities } from '../activities/temporal/child-starter.js';
 import type { SweeperEc2Activities } from '../activities/ec2/sweeper-activities.js';
 import type { SweeperKubeActivities } from '../activities/kube/nodeeni-owners.js';
 import { ec2TaskQueue, nodeTaskQueue, type Ec2Api } from '../common/names.js';
@@ -107,6 +108,16 @@ export const devicePluginStarter = proxyActivities<DevicePluginStarterActivities
 
 export const childStatus = proxyActivities<ChildStatusActivities>({
   startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/**
+ * Starts the entity's children. Bounded, so a pass cannot wait forever on it: the children it may
+ * have started stay recorded, and the children check finds those that never started (ChildNotFound).
+ */
+export const childStarter = proxyActivities<ChildStarterActivities>({
+  startToCloseTimeout: '60s',
+  scheduleToCloseTimeout: '5m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 

@@ -43,8 +43,14 @@ export interface ReconcilerConfig {
   idleWatch?: () => Promise<void>;
 }
 
+/** The longest a pass due to markDirtySoon waits for the one before it to be far enough behind. */
+const MAX_COALESCE_MS = 5000;
+
 export class Reconciler {
   private dirty = true;
+  private dirtySoon = false;
+  /** When the last pass ended and how long it took (workflow time: replay computes the same). */
+  private lastPass?: { endedAt: number; ms: number };
 
   constructor(
     private readonly durable: ReconcilerState,
@@ -54,6 +60,16 @@ export class Reconciler {
   /** Something changed: run a pass as soon as the current one (if any) ends. */
   markDirty(): void {
     this.dirty = true;
+  }
+
+  /**
+   * Something changed that can wait a moment: run a pass, but leave at least as long after the last
+   * one as that one took (up to MAX_COALESCE_MS). A stream of reports from many children then makes
+   * a pass every other pass-time instead of passes back to back, each reading the whole world; a
+   * single report after a quiet spell still gets its pass at once.
+   */
+  markDirtySoon(): void {
+    this.dirtySoon = true;
   }
 
   /** The failure the last pass ended with, until a pass succeeds. */
@@ -66,12 +82,19 @@ export class Reconciler {
     for (;;) {
       const sleepMs = this.sleepMs(wakeInMs);
       const watched = this.config.idleWatch && wakeInMs === undefined && !this.durable.failure && !this.dirty && (await this.watchUntilDue());
-      if (!watched) await condition(() => this.dirty, sleepMs, { summary: this.durable.failure ? `retry after ${this.durable.failure.reason}` : this.config.idleSummary });
+      if (!watched) await condition(() => this.dirty || this.dirtySoon, sleepMs, { summary: this.durable.failure ? `retry after ${this.durable.failure.reason}` : this.config.idleSummary });
+      if (!this.dirty && this.dirtySoon && this.lastPass) {
+        const rest = this.lastPass.endedAt + Math.min(this.lastPass.ms, MAX_COALESCE_MS) - Date.now();
+        if (rest > 0) await condition(() => this.dirty, rest, { summary: 'coalescing reports' });
+      }
       this.dirty = false;
+      this.dirtySoon = false;
       wakeInMs = undefined;
       let done = false;
+      const passStartedAt = Date.now();
       try {
         const result = await pass();
+        this.lastPass = { endedAt: Date.now(), ms: Date.now() - passStartedAt };
         wakeInMs = result?.wakeInMs;
         done = result?.done === true;
         const previous = this.durable.failure;
