@@ -29,6 +29,8 @@ function label(e: temporal.api.history.v1.IHistoryEvent, scheduled: Map<string, 
   if (e.markerRecordedEventAttributes) return `${type} ${e.markerRecordedEventAttributes.markerName}`;
   if (e.workflowExecutionSignaledEventAttributes) return `${type} ${e.workflowExecutionSignaledEventAttributes.signalName}`;
   if (e.startChildWorkflowExecutionInitiatedEventAttributes) return `${type} ${short(e.startChildWorkflowExecutionInitiatedEventAttributes.workflowId ?? '')}`;
+  if (e.workflowTaskTimedOutEventAttributes) return `${type} ${proto.temporal.api.enums.v1.TimeoutType[e.workflowTaskTimedOutEventAttributes.timeoutType ?? 0] ?? ''}`;
+  if (e.workflowTaskFailedEventAttributes) return `${type} ${proto.temporal.api.enums.v1.WorkflowTaskFailedCause[e.workflowTaskFailedEventAttributes.cause ?? 0] ?? ''}`;
   if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) return `${type} ${e.signalExternalWorkflowExecutionInitiatedEventAttributes.signalName}`;
   return type;
 }
