@@ -103,19 +103,16 @@ async function record(client: Client, scenario: string, workflowId: string, runI
   return entry;
 }
 
-/** The child workflows an entity run started, in order. */
-async function childrenOf(client: Client, workflowId: string, runId?: string): Promise<Array<{ type: string; workflowId: string; runId: string }>> {
-  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-  return (history.events ?? []).flatMap((e) => {
-    const a = e.childWorkflowExecutionStartedEventAttributes;
-    return a ? [{ type: a.workflowType?.name ?? '', workflowId: a.workflowExecution?.workflowId ?? '', runId: a.workflowExecution?.runId ?? '' }] : [];
-  });
-}
-
-function childOf(kids: Awaited<ReturnType<typeof childrenOf>>, type: string) {
-  const kid = kids.find((k) => k.type === type);
-  if (!kid) throw new Error(`no ${type} child among ${kids.map((k) => k.type).join(', ') || 'none'}`);
-  return kid;
+/**
+ * The first provisioning or teardown workflow of a NodeENI, found by its NodeENI search attribute
+ * (entities start them through an activity now, so their histories hold no child-workflow events).
+ */
+async function childOf(client: Client, obj: NodeENIObject, type: 'provisionAttachment' | 'teardownAttachment'): Promise<{ workflowId: string; runId: string }> {
+  return eventually(`the first ${type} of ${obj.metadata.name}`, async () => {
+    const found: Array<{ workflowId: string; runId: string; startTime: Date }> = [];
+    for await (const wf of client.workflow.list({ query: `NodeENI = '${obj.metadata.name}' AND WorkflowType = '${type}'` })) found.push(wf);
+    return found.sort((x, y) => x.startTime.getTime() - y.startTime.getTime())[0];
+  }, 30_000);
 }
 
 /** Every run of a workflow chain, first to latest, through the continued-as-new links. */
@@ -171,9 +168,8 @@ describe('plain ENIs, compensation, force-finish, device plugin', () => {
     await eventually('plain gone', async () => (await c.getNodeEni('plain')) === undefined, 60_000);
 
     await record(c.client, 'lifecycle', idOf(obj), undefined, 'completed');
-    const kids = await childrenOf(c.client, idOf(obj));
-    const p = childOf(kids, 'provisionAttachment');
-    const t = childOf(kids, 'teardownAttachment');
+    const p = await childOf(c.client, obj, 'provisionAttachment');
+    const t = await childOf(c.client, obj, 'teardownAttachment');
     await record(c.client, 'ok', p.workflowId, p.runId, 'completed');
     await record(c.client, 'ok', t.workflowId, t.runId, 'completed');
   }, 240_000);
@@ -193,7 +189,7 @@ describe('plain ENIs, compensation, force-finish, device plugin', () => {
     }, 60_000);
     await c.fault.clear();
     expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
-    const p = childOf(await childrenOf(c.client, idOf(obj)), 'provisionAttachment');
+    const p = await childOf(c.client, obj, 'provisionAttachment');
     await record(c.client, 'compensated', p.workflowId, p.runId, 'failed');
     await c.deleteNodeEni('comp');
     await eventually('comp gone', async () => (await c.getNodeEni('comp')) === undefined, 60_000);
@@ -212,7 +208,7 @@ describe('plain ENIs, compensation, force-finish, device plugin', () => {
     await forceFinish(c.client, obj.metadata.name, { reason: 'recorded: EC2 delete keeps failing', node: c.nodes[1]!.name });
     await eventually('stuck gone', async () => (await c.getNodeEni('stuck')) === undefined, 60_000);
     await c.fault.clear();
-    const t = childOf(await childrenOf(c.client, idOf(obj)), 'teardownAttachment');
+    const t = await childOf(c.client, obj, 'teardownAttachment');
     await record(c.client, 'force-finished', t.workflowId, t.runId, 'completed');
   });
 
