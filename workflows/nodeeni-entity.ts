@@ -354,6 +354,8 @@ class NodeEniEntity {
       provision = provision.slice(0, room);
       const indices = this.deviceIndexPlanner(instances, managed);
       await Promise.all(provision.map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices)));
+      // Started before the drift checks, whose node-local calls may fail the pass.
+      await this.flushStarts();
       // Nodes are asked on full passes whether what is settled still looks so; what drifted is re-applied.
       // And a node whose agent started again (a restart may hide a reboot or a hand's change) at once.
       const agentStarted = new Set(state.agentStarted?.splice(0));
