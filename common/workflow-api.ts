@@ -126,6 +126,12 @@ export interface EntityOptions {
   maxStatusAttachments: number;
   /** While children run, how often the entity asks Temporal whether one keeps retrying a step (to say so in status). */
   childCheckSeconds: number;
+  /**
+   * Children's reports pace the passes (a pass no sooner after the last one than it took) only while
+   * at least this many children run: a few children get a pass per report at once, as one node's
+   * Ready should; many make a pass per pass-time instead of passes back to back.
+   */
+  pacePassesFromChildren: number;
   /** Nodes one pass asks whether their interfaces drifted; a round over more is spread over passes (workflows/drift.ts). */
   driftNodesPerPass: number;
   /** Base URL of the Temporal UI; status.workflowURL links to the entity when set. */
@@ -152,6 +158,7 @@ export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   maxConcurrentChildren: 100,
   maxStatusAttachments: 500,
   childCheckSeconds: 30,
+  pacePassesFromChildren: 10,
   driftNodesPerPass: 100,
 };
 

@@ -13,7 +13,8 @@ type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 
 let c: TestCluster;
 beforeAll(async () => {
-  c = await createTestCluster();
+  // Three attachments: reports pace the passes from the first child on (the default waits for 10).
+  c = await createTestCluster({ entityOptions: { pacePassesFromChildren: 1 } });
 });
 afterAll(async () => {
   await c?.fault.clear();

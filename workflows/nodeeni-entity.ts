@@ -116,8 +116,8 @@ export const AGENT_START_RETRIES_PATCH = 'nodeeni-entity-agent-start-retries';
 export const STARTS_BY_ACTIVITY_PATCH = 'nodeeni-entity-starts-by-activity';
 
 /**
- * A child's report asks for a pass that may wait: at least as long after the last pass as that one
- * took (Reconciler.markDirtySoon). At 1,000 nodes a pass reads every node and ENI and writes the
+ * While `pacePassesFromChildren` children run, a child's report asks for a pass that may wait: at
+ * least as long after the last pass as that one took (Reconciler.markDirtySoon). At 1,000 nodes a pass reads every node and ENI and writes the
  * status, about 2.5 s on a busy machine; with reports arriving at EC2's pace the passes ran back to
  * back, and their CPU and history (megabytes of what they read) slowed everything else down.
  * Runs started before keep a pass per report until they continue-as-new.
@@ -294,7 +294,7 @@ class NodeEniEntity {
   private onChildFinished(outcome: ChildOutcome): void {
     if (!this.children[outcome.workflowId]) return;
     if (!this.state.finished!.some((o) => o.workflowId === outcome.workflowId)) this.state.finished!.push(outcome);
-    if (this.pacedPasses) this.loop.markDirtySoon();
+    if (this.pacedPasses && Object.keys(this.children).length >= this.opts.pacePassesFromChildren) this.loop.markDirtySoon();
     else this.loop.markDirty();
   }
 
