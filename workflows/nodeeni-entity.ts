@@ -117,10 +117,11 @@ export const STARTS_BY_ACTIVITY_PATCH = 'nodeeni-entity-starts-by-activity';
 
 /**
  * While `pacePassesFromChildren` children run, a child's report asks for a pass that may wait: at
- * least as long after the last pass as that one took (Reconciler.markDirtySoon). At 1,000 nodes a pass reads every node and ENI and writes the
- * status, about 2.5 s on a busy machine; with reports arriving at EC2's pace the passes ran back to
- * back, and their CPU and history (megabytes of what they read) slowed everything else down.
- * Runs started before keep a pass per report until they continue-as-new.
+ * least as long after the last pass as that one took (Reconciler.markDirtySoon). At 1,000 nodes a
+ * pass reads every node and ENI and writes the status, about 2.5 s on a busy machine; with reports
+ * arriving at EC2's pace the passes ran back to back, and their CPU and history (megabytes of what
+ * they read) slowed everything else down. Runs started before keep a pass per report until they
+ * continue-as-new.
  */
 export const PASS_PACING_PATCH = 'nodeeni-entity-pass-pacing';
 
