@@ -48,6 +48,7 @@ import { controlWorkerProcess, watcherProcess } from '../test/support/processes.
 import { startEntryPoint } from '../sandbox/entry-point.js';
 import { installRuntime } from '../workers/bootstrap.js';
 import { childrenOf, ProcSampler, sampleProc, type ProcStats } from './proc-stats.js';
+import { formatLatencyGrowth, latencyGrowth, scrapeMetrics } from './temporal-metrics.js';
 import { formatTimeline, timeline } from './timeline.js';
 
 // ---- arguments ------------------------------------------------------------------------
@@ -161,6 +162,7 @@ async function startEnv(dir: string, args: Args): Promise<Env> {
     startBackends({
       dir,
       temporalDynamicConfig: TEMPORAL_DYNAMIC_CONFIG,
+      temporalMetrics: args.profile,
       // moto's tag lookups scan the account's every tag: quadratic in the cluster (see the script).
       motoWrapper: args.stockMoto ? undefined : path.join(PROJECT_ROOT, 'bench', 'moto-indexed-tags.py'),
     }),
@@ -434,6 +436,8 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     loop.enable();
     const load = [loadavg()[0]!];
 
+    const metricsUrl = args.profile ? env.backends.temporal.metricsUrl : undefined;
+    const metricsAtStart = metricsUrl ? await scrapeMetrics(metricsUrl) : undefined;
     await c.fault.clear();
     const t0 = Date.now();
     const obj = await c.createNodeEni('bench', {
@@ -447,6 +451,7 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     load.push(loadavg()[0]!);
     log(`N=${n}: ${ready.ready ? 'Ready' : `NOT Ready (${ready.readyCount}/${b.attachments})`} after ${ready.seconds.toFixed(1)} s; deleting`);
 
+    const metricsAtReady = metricsUrl ? await scrapeMetrics(metricsUrl) : undefined;
     await c.fault.clear();
     const t1 = Date.now();
     await c.deleteNodeEni('bench');
@@ -457,6 +462,10 @@ async function runSize(env: Env, args: Args, n: number): Promise<SizeResult> {
     load.push(loadavg()[0]!);
     log(`N=${n}: ${gone.gone ? 'gone' : `NOT gone (${gone.leftoverEnis} ENIs left)`} after ${gone.seconds.toFixed(1)} s; scanning workflow histories`);
 
+    if (metricsUrl && metricsAtStart && metricsAtReady) {
+      const metricsAtGone = await scrapeMetrics(metricsUrl);
+      await writeFile(path.join(env.dir, `temporal-metrics-n${n}.txt`), `${formatLatencyGrowth(`N=${n}, create → Ready: the Temporal dev server's latencies`, latencyGrowth(metricsAtStart, metricsAtReady))}\n\n${formatLatencyGrowth(`N=${n}, delete → gone`, latencyGrowth(metricsAtReady, metricsAtGone))}\n`);
+    }
     if (args.profile) {
       const marks = [{ at: 0, workflow: 'bench', what: 'NodeENI created' }, { at: ready.seconds, workflow: 'bench', what: 'Ready seen' }, { at: (t1 - t0) / 1000, workflow: 'bench', what: 'NodeENI deleted' }];
       await writeFile(path.join(env.dir, `timeline-n${n}.txt`), `${formatTimeline(`N=${n}: seconds since the NodeENI was created`, await timeline(c.client, t0, `nodeeni/${c.runId}-bench/`), marks)}\n`);

@@ -14,7 +14,11 @@ export interface TimelineEvent {
   what: string;
 }
 
-const short = (workflowId: string) => (/\/provision\//.test(workflowId) ? 'provision' : /\/teardown\//.test(workflowId) ? 'teardown' : 'entity');
+/** `entity`, or a child's kind and node (`provision node-7`): one child's events can be followed among a thousand. */
+const short = (workflowId: string) => {
+  const child = /\/(provision|teardown)\/([^/]+)\//.exec(workflowId);
+  return child ? `${child[1]} ${child[2]}` : 'entity';
+};
 
 function label(e: temporal.api.history.v1.IHistoryEvent, scheduled: Map<string, string>): string | undefined {
   const type = EventType[e.eventType ?? 0]?.replace(/^EVENT_TYPE_/, '').toLowerCase() ?? String(e.eventType);
@@ -28,7 +32,7 @@ function label(e: temporal.api.history.v1.IHistoryEvent, scheduled: Map<string, 
   if (ref != null) return `${type} ${scheduled.get(String(ref)) ?? ''}`;
   if (e.markerRecordedEventAttributes) return `${type} ${e.markerRecordedEventAttributes.markerName}`;
   if (e.workflowExecutionSignaledEventAttributes) return `${type} ${e.workflowExecutionSignaledEventAttributes.signalName}`;
-  if (e.startChildWorkflowExecutionInitiatedEventAttributes) return `${type} ${short(e.startChildWorkflowExecutionInitiatedEventAttributes.workflowId ?? '')}`;
+  if (e.startChildWorkflowExecutionInitiatedEventAttributes) return `${type} ${short(e.startChildWorkflowExecutionInitiatedEventAttributes.workflowId ?? '').split(' ')[0]}`;
   if (e.workflowTaskTimedOutEventAttributes) return `${type} ${proto.temporal.api.enums.v1.TimeoutType[e.workflowTaskTimedOutEventAttributes.timeoutType ?? 0] ?? ''}`;
   if (e.workflowTaskFailedEventAttributes) return `${type} ${proto.temporal.api.enums.v1.WorkflowTaskFailedCause[e.workflowTaskFailedEventAttributes.cause ?? 0] ?? ''}`;
   if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) return `${type} ${e.signalExternalWorkflowExecutionInitiatedEventAttributes.signalName}`;
@@ -46,7 +50,9 @@ export async function timeline(client: Client, since: number, idPart: string): P
     const scheduled = new Map<string, string>();
     for (const e of history.events ?? []) {
       const what = label(e, scheduled);
-      if (what) out.push({ at: seconds(e.eventTime) - since / 1000, workflow: short(wf.workflowId), what });
+      // Large events are what make a long history slow to replay: say how large.
+      const bytes = proto.temporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+      if (what) out.push({ at: seconds(e.eventTime) - since / 1000, workflow: short(wf.workflowId), what: bytes >= 4096 ? `${what} (${(bytes / 1024).toFixed(0)} KiB)` : what });
     }
   }
   return out.sort((x, y) => x.at - y.at);
@@ -54,5 +60,5 @@ export async function timeline(client: Client, since: number, idPart: string): P
 
 export function formatTimeline(title: string, events: TimelineEvent[], extra: TimelineEvent[] = []): string {
   const all = [...events, ...extra].sort((x, y) => x.at - y.at);
-  return [title, ...all.map((e) => `  ${e.at.toFixed(3).padStart(7)} s  ${e.workflow.padEnd(24)} ${e.what}`)].join('\n');
+  return [title, ...all.map((e) => `  ${e.at.toFixed(3).padStart(7)} s  ${e.workflow.padEnd(30)} ${e.what}`)].join('\n');
 }

@@ -23,13 +23,15 @@ export interface BackendsOptions {
   ui?: boolean;
   /** More `key=value` dynamic config for the Temporal dev server (a benchmark's raised poller limit). */
   temporalDynamicConfig?: string[];
+  /** Serve the Temporal dev server's Prometheus metrics (the benchmark's --profile). */
+  temporalMetrics?: boolean;
   /** Start moto through this Python script (moto.ts MotoOptions.wrapper). */
   motoWrapper?: string;
 }
 
 export async function startBackends(opts: BackendsOptions): Promise<Backends> {
   const results = await Promise.allSettled([
-    startTemporal({ dbFile: opts.temporalDbFile, ui: opts.ui, echo: opts.echo, dynamicConfig: opts.temporalDynamicConfig }),
+    startTemporal({ dbFile: opts.temporalDbFile, ui: opts.ui, echo: opts.echo, dynamicConfig: opts.temporalDynamicConfig, metrics: opts.temporalMetrics }),
     startMoto({ echo: opts.echo, wrapper: opts.motoWrapper }),
     startKube({ dir: path.join(opts.dir, 'kube'), echo: opts.echo }),
   ] as const);

@@ -15,6 +15,8 @@ export interface TemporalServer {
   namespace: string;
   /** Set when started with `ui: true`. */
   uiUrl?: string;
+  /** Set when started with `metrics: true`: the server's Prometheus endpoint. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,8 @@ export interface TemporalOptions {
   namespace?: string;
   /** More `key=value` dynamic config settings, e.g. lowered limits for a test. */
   dynamicConfig?: string[];
+  /** Serve the server's Prometheus metrics on a free port (TemporalServer.metricsUrl). */
+  metrics?: boolean;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -57,8 +61,9 @@ export async function startTemporal(opts: TemporalOptions = {}): Promise<Tempora
 async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer> {
   const namespace = opts.namespace ?? 'default';
   const [port, uiPort] = [await freePort(), await freePort()];
+  const metricsPort = opts.metrics ? await freePort() : undefined;
   const address = `127.0.0.1:${port}`;
-  const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace, ui: opts.ui, dbFile: opts.dbFile, dynamicConfig: opts.dynamicConfig });
+  const args = devServerArgs({ ip: '127.0.0.1', port, uiPort, namespace, ui: opts.ui, dbFile: opts.dbFile, dynamicConfig: opts.dynamicConfig, metricsPort });
   const proc = startProcess('temporal', requireTool(TOOL.temporal), args, { echo: opts.echo });
   try {
     await waitUntil('temporal dev server', () => namespaceReachable(address, namespace), { timeoutMs: READY_TIMEOUT_MS, proc });
@@ -71,12 +76,13 @@ async function startTemporalOnce(opts: TemporalOptions): Promise<TemporalServer>
     address,
     namespace,
     uiUrl: opts.ui ? `http://127.0.0.1:${uiPort}` : undefined,
+    metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     stop: () => proc.stop(),
   };
 }
 
 /** The dev server's command line, shared with the soak's restarts (sandbox/soak/temporal-restart.ts). */
-export function devServerArgs(o: { ip: string; port: number; uiPort: number; namespace: string; ui?: boolean; dbFile?: string; dynamicConfig?: string[] }): string[] {
+export function devServerArgs(o: { ip: string; port: number; uiPort: number; namespace: string; ui?: boolean; dbFile?: string; dynamicConfig?: string[]; metricsPort?: number }): string[] {
   return [
     'server', 'start-dev',
     '--ip', o.ip,
@@ -87,6 +93,7 @@ export function devServerArgs(o: { ip: string; port: number; uiPort: number; nam
     '--ui-disable-news-fetch',
     ...(o.ui ? [] : ['--headless']),
     ...(o.dbFile ? ['--db-filename', o.dbFile] : []),
+    ...(o.metricsPort ? ['--metrics-port', String(o.metricsPort)] : []),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`]),
     ...[...DYNAMIC_CONFIG, ...(o.dynamicConfig ?? [])].flatMap((kv) => ['--dynamic-config-value', kv]),
   ];
