@@ -147,6 +147,16 @@ export interface EntityOptions {
  */
 export const ENTITY_WORKFLOW_TASK_TIMEOUT = '30s';
 
+/**
+ * The entity's Temporal task priority (1 is the highest, 3 the default). Its workflow tasks share the
+ * control worker's queues, sticky queue included, with those of its up to thousands of children;
+ * FIFO, a pass could wait behind hundreds of child tasks (at 1,000 nodes, past the sticky queue's
+ * 10 s: the task then moved to the normal queue and replayed megabytes of history). Ahead of them,
+ * the one workflow that starts and paces the children is never the one kept waiting. Its
+ * activities inherit it; continue-as-new keeps it. Set by the watcher when it starts the entity.
+ */
+export const ENTITY_PRIORITY = { priorityKey: 1 } as const;
+
 export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   resyncSeconds: 300,
   maxHistoryLength: 2000,

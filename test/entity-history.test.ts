@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
-import { DEFAULT_ENTITY_OPTIONS, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
+import { DEFAULT_ENTITY_OPTIONS, ENTITY_PRIORITY, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, eventsFor, isReady } from './support/inspect.js';
 import { dataConverter } from '../workers/payload-codec.js';
@@ -36,7 +36,10 @@ describe('entity history', () => {
     await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('can'), 3), 90_000);
     const before = await c.fault.counts(c.account);
     const handle = c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid));
-    const firstRun = (await handle.describe()).runId;
+    const first = await handle.describe();
+    const firstRun = first.runId;
+    // Started by the watcher ahead of its children's tasks (ENTITY_PRIORITY).
+    expect(first.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(ENTITY_PRIORITY.priorityKey);
     for (let i = 0; i < 12; i++) {
       await c.client.workflow.getHandle(handle.workflowId).signal(reconcileSignal);
       await new Promise((r) => setTimeout(r, 150));
@@ -46,6 +49,8 @@ describe('entity history', () => {
       return d.runId !== firstRun && d.status.name === 'RUNNING' && d;
     });
     expect(latest.historyLength).toBeLessThan(120);
+    // Continue-as-new keeps the priority (the command has no field for it: the server carries it over).
+    expect(latest.raw.workflowExecutionInfo?.priority?.priorityKey).toBe(ENTITY_PRIORITY.priorityKey);
     // The new run knows what is configured: no create or attach happened since.
     await eventually('settled', async () => isReady(await c.getNodeEni('can'), 3));
     const after = await c.fault.counts(c.account);

@@ -22,7 +22,7 @@ import { API_GROUP, API_VERSION, devicePluginWorkflowId, entityWorkflowId, FINAL
 import { SA_NODE_NAME, SA_NODEENI } from '../common/search-attributes.js';
 import type { NodeENIObject } from '../common/types.js';
 import { selectorMatches } from '../activities/kube/node-identity.js';
-import { devicePluginRecheckSignal, ENTITY_WORKFLOW_TASK_TIMEOUT, podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
+import { devicePluginRecheckSignal, ENTITY_PRIORITY, ENTITY_WORKFLOW_TASK_TIMEOUT, podsChangedSignal, reconcileSignal, type EntityInput, type EntityOptions, type ResctrlNodeInput, type ResctrlOptions } from '../common/workflow-api.js';
 
 export interface WatcherLogger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -111,6 +111,7 @@ export async function startWatcher(opts: WatcherOptions): Promise<Watcher> {
         // A completed entity means its object is gone; a failed or terminated one may be restarted.
         workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
         workflowTaskTimeout: ENTITY_WORKFLOW_TASK_TIMEOUT,
+        priority: ENTITY_PRIORITY,
         staticSummary: `NodeENI ${name}`,
         staticDetails: `Entity workflow of NodeENI **${name}** (uid ${uid}). Signal \`reconcile\` to re-read; Update \`forceFinish\` to end a stuck teardown.`,
         typedSearchAttributes: [{ key: SA_NODEENI, value: name }],
