@@ -150,10 +150,11 @@ export const ENTITY_WORKFLOW_TASK_TIMEOUT = '30s';
 /**
  * The entity's Temporal task priority (1 is the highest, 3 the default). Its workflow tasks share the
  * control worker's queues, sticky queue included, with those of its up to thousands of children;
- * FIFO, a pass could wait behind hundreds of child tasks (at 1,000 nodes, past the sticky queue's
- * 10 s: the task then moved to the normal queue and replayed megabytes of history). Ahead of them,
- * the one workflow that starts and paces the children is never the one kept waiting. Its
- * activities inherit it; continue-as-new keeps it. Set by the watcher when it starts the entity.
+ * FIFO, a pass waits behind every child task queued before it. Ahead of them, the one workflow
+ * that starts and paces the children is not the one kept waiting when a worker falls behind. (It
+ * orders what is queued in matching; a Temporal server that is itself behind, as the benchmark's
+ * single-shard dev server at 1,000 nodes, still delays every task.) Its activities inherit it;
+ * continue-as-new keeps it. Set by the watcher when it starts the entity.
  */
 export const ENTITY_PRIORITY = { priorityKey: 1 } as const;
 
