@@ -277,6 +277,14 @@ export interface ProvisionInput {
   observed?: ProvisionObserved;
   /** Re-apply the node steps to an ENI already configured (drift after a reboot): also re-bind a DPDK device. */
   repair?: boolean;
+  /**
+   * Record this child's Events after it reported, all in one local activity. A local activity holds
+   * its workflow task open until it finishes, so an Event recorded as a step finished held back the
+   * next step's command (and, the last one, the report) by a Kubernetes round trip. Set by entities
+   * since it was added; such children also ask no patch (each patch is a marker and a search
+   * attribute update per child). Absent: the Events are recorded as each step finishes.
+   */
+  eventsAfterReport?: boolean;
 }
 
 export interface ProvisionObserved {
@@ -309,6 +317,14 @@ export interface TeardownInput {
    * describe first; absent in inputs written before it was added.
    */
   observed?: { attachment: { attachmentId: string; status: string } | null };
+  /**
+   * Record this child's Events after it reported, all in one local activity. A local activity holds
+   * its workflow task open until it finishes, so an Event recorded as a step finished held back the
+   * next step's command (and, the last one, the report) by a Kubernetes round trip. Set by entities
+   * since it was added; such children also ask no patch (each patch is a marker and a search
+   * attribute update per child). Absent: the Events are recorded as each step finishes.
+   */
+  eventsAfterReport?: boolean;
 }
 
 export type TeardownResult =

@@ -186,8 +186,8 @@ describe('entity history', () => {
     await c.deleteNodeEni('first');
     await eventually('deleted', async () => (await c.getNodeEni('first')) === undefined, 90_000);
 
-    // The children recorded their Events as local activities: markers, no activity task on the server.
-    // The teardowns report first and settle their Events after, so wait until all six have closed.
+    // The children recorded their Events in one local activity after their report (eventsAfterReport):
+    // one marker, no activity task on the server, and no patch asked. Wait until all six have closed.
     const children = await eventually('six children closed', async () => {
       const found = await childHistories(`NodeENI = '${c.runId}-first' AND ExecutionStatus = 'Completed'`);
       return found.length === 6 && found;
@@ -196,12 +196,16 @@ describe('entity history', () => {
     for (const h of children) {
       const scheduledNames = h.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
       expect(scheduledNames, h.workflowId).not.toContain('recordEvent');
-      const localActivities = h.events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
-      // Provision: ENICreated, ENIAttached, InterfaceConfigured; teardown: ENIDetached, ENIDeleted.
-      expect(localActivities.length, h.workflowId).toBe(h.type === 'provisionAttachment' ? 3 : 2);
+      const localActivities = h.events.flatMap((e, i) => (e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? [i] : []));
+      // Provision: ENICreated, ENIAttached, InterfaceConfigured; teardown: ENIDetached, ENIDeleted: all in one.
+      expect(localActivities.length, h.workflowId).toBe(1);
+      const report = h.events.findIndex((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes);
+      expect(report, `${h.workflowId}: the report`).toBeGreaterThan(0);
+      expect(localActivities[0], `${h.workflowId}: the Events after the report`).toBeGreaterThan(report);
+      expect(h.events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch'), h.workflowId).toEqual([]);
     }
     const reasons = new Set((await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason));
-    for (const reason of ['ENICreated', 'ENIAttached', 'InterfaceConfigured']) expect(reasons, reason).toContain(reason);
+    for (const reason of ['ENICreated', 'ENIAttached', 'InterfaceConfigured', 'ENIDetached', 'ENIDeleted']) expect(reasons, reason).toContain(reason);
   });
 
   it('replays every workflow history of this test deterministically', async () => {

@@ -614,7 +614,7 @@ class NodeEniEntity {
         // What is on the node now (a spec change re-provisions an ENI that is already in use).
         current: configured && configured.eniId === eni?.eniId ? configured : undefined,
         reportTo: this.entityId,
-        ...(seen ? { observed: seen } : {}),
+        ...(seen ? { observed: seen, eventsAfterReport: true } : {}),
         ...(repair ? { repair: true } : {}),
       },
     });
@@ -640,7 +640,7 @@ class NodeEniEntity {
         detachTimeoutMs: opts.detachTimeoutMs,
         nodeAgentStartTimeoutMs: opts.nodeAgentStartTimeoutMs,
         reportTo: this.entityId,
-        ...(this.v3 ? { observed: { attachment: eni.attachment ? { attachmentId: eni.attachment.attachmentId, status: eni.attachment.status } : null } } : {}),
+        ...(this.v3 ? { observed: { attachment: eni.attachment ? { attachmentId: eni.attachment.attachmentId, status: eni.attachment.status } : null }, eventsAfterReport: true } : {}),
       },
     });
   }

@@ -8,7 +8,7 @@ import { childForceSignal, type ConfiguredAttachment, type ProvisionInput, type 
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { failedOutcome, metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
-import type { KubeActivities } from '../activities/kube/kube-activities.js';
+import type { EventInput, KubeActivities } from '../activities/kube/kube-activities.js';
 import { ec2, ec2Compensation, ec2Waits, kube, kubeEventsLocal, onNode, pacedEc2 } from './proxies.js';
 
 /**
@@ -29,6 +29,20 @@ export const LOCAL_EVENTS_PATCH = 'nodeeni-child-events-local';
 /** The child's way to record an Event: a local activity where LOCAL_EVENTS_PATCH applies (ask once, at the start). */
 export function eventRecorder(paced: boolean): KubeActivities['recordEvent'] {
   return paced && patched(LOCAL_EVENTS_PATCH) ? kubeEventsLocal.recordEvent : kube.recordEvent;
+}
+
+/**
+ * Records the Events a child collected (inputs with `eventsAfterReport`), in one local activity, once
+ * it reported: the local activity holds the workflow task open, so no step's command waits for it.
+ * Events that could not be recorded are logged; the work stands.
+ */
+export async function recordCollected(events: EventInput[]): Promise<void> {
+  if (events.length === 0) return;
+  try {
+    await kubeEventsLocal.recordEvents(events.splice(0));
+  } catch (err) {
+    log.warn('could not record the Events', { error: failureMessage(err) });
+  }
 }
 
 /** Waits for Events recorded off the critical path; one that could not be recorded is logged, the work stands. */
@@ -65,9 +79,12 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   // queue, no describe before a step the pass already answered, and Events recorded off the critical
   // path. Inputs without it (written by older entities) replay the original steps.
   const paced = input.observed !== undefined;
-  const recordEvent = eventRecorder(paced);
-  const event = (type: 'Normal' | 'Warning', reason: string, message: string) =>
-    recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowId}/${reason}`, type, reason, message });
+  // Asks no patch: which path is in the input, written by the entity.
+  const afterReport = paced && input.eventsAfterReport === true;
+  const recordEvent = afterReport ? kubeEventsLocal.recordEvent : eventRecorder(paced);
+  const eventInput = (type: 'Normal' | 'Warning', reason: string, message: string): EventInput =>
+    ({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowId}/${reason}`, type, reason, message });
+  const event = (type: 'Normal' | 'Warning', reason: string, message: string) => recordEvent(eventInput(type, reason, message));
 
   let stop: Stop | undefined;
   setHandler(childForceSignal, (req) => {
@@ -83,9 +100,11 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   const showStep = (what: string) => setCurrentDetails(`**Provision** node ${key.nodeName}, subnet ${key.subnetId}: ${what}`);
   const compensations: Compensation[] = [];
   const recorded: Promise<void>[] = [];
+  const collected: EventInput[] = [];
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
     if (!paced) return event(type, reason, message);
-    recorded.push(event(type, reason, message));
+    if (afterReport) collected.push(eventInput(type, reason, message));
+    else recorded.push(event(type, reason, message));
     return Promise.resolve();
   };
 
@@ -244,11 +263,12 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   try {
     const done = await untilStopped(forward, () => stop);
     // The entity hears first (its pass writes Ready); the Events are still recorded before this ends.
-    const reportFirst = paced && patched(REPORT_FIRST_PATCH);
+    const reportFirst = afterReport || (paced && patched(REPORT_FIRST_PATCH));
     if (!reportFirst) await Promise.all(recorded);
     showStep(`done: ${done.eniId} is ${done.interfaceName}${done.dpdk ? ` bound to ${done.dpdk.driver}` : ''}, MTU ${done.mtu}`);
     await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
     if (reportFirst) await settleEvents(recorded);
+    await recordCollected(collected);
     metrics().provisionEnded('ok', undefined, secondsSinceStart());
     return done;
   } catch (err) {
@@ -259,6 +279,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     showStep(`failed (${reason}): ${message}${undo.length ? `; undoing: ${undo.map((c) => c.what).join(', ')}` : ''}`);
     await CancellationScope.nonCancellable(async () => {
       await Promise.allSettled(recorded);
+      await recordCollected(collected);
       for (const c of undo) {
         try {
           await c.run();

@@ -95,7 +95,7 @@ export const kube = proxyActivities<KubeActivities>({
  * Safe to repeat: an Event's name is derived from its id, so a retry updates the same Event.
  * Beyond `localRetryThreshold` the retries wait on a workflow timer, as a regular activity's would.
  */
-export const kubeEventsLocal = proxyLocalActivities<Pick<KubeActivities, 'recordEvent'>>({
+export const kubeEventsLocal = proxyLocalActivities<Pick<KubeActivities, 'recordEvent' | 'recordEvents'>>({
   startToCloseTimeout: '10s',
   localRetryThreshold: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },

@@ -7,9 +7,10 @@ import { SA_ENI_ID } from '../common/search-attributes.js';
 import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { metrics, secondsSinceStart } from './metrics.js';
-import { eventRecorder, REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
+import type { EventInput } from '../activities/kube/kube-activities.js';
+import { eventRecorder, recordCollected, REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Waits, onNode, pacedEc2 } from './proxies.js';
+import { ec2, ec2Waits, kubeEventsLocal, onNode, pacedEc2 } from './proxies.js';
 
 const FORCED: unique symbol = Symbol('forced');
 
@@ -17,13 +18,17 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   const { workflowId } = workflowInfo();
   // Events of the paced path, recorded off the critical path.
   const recorded: Promise<void>[] = [];
+  // Inputs with eventsAfterReport: the Events, recorded together once the entity heard.
+  const collected: EventInput[] = [];
+  const afterReport = input.observed !== undefined && input.eventsAfterReport === true;
   try {
-    const result = await tearDown(input, recorded);
+    const result = await tearDown(input, recorded, collected);
     // The entity hears first (its pass removes the finalizer); the Events are still recorded before this ends.
-    const reportFirst = input.observed !== undefined && patched(REPORT_FIRST_PATCH);
+    const reportFirst = afterReport || (input.observed !== undefined && patched(REPORT_FIRST_PATCH));
     if (!reportFirst && result.outcome === 'deleted') await Promise.all(recorded);
     await reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: true, result });
     if (reportFirst) await settleEvents(recorded);
+    await recordCollected(collected);
     const forced = result.outcome === 'forced';
     metrics().teardownEnded(forced ? 'forced' : 'ok', forced ? 'ForceFinished' : undefined, secondsSinceStart());
     return result;
@@ -31,13 +36,16 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
     if (isCancellation(err)) throw err;
     const reason = failureReason(err, 'TeardownFailed');
     const message = failureMessage(err);
-    await CancellationScope.nonCancellable(() => reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: false, reason, message }));
+    await CancellationScope.nonCancellable(async () => {
+      await reportToEntity(input.reportTo, { workflowId, op: 'teardown', ok: false, reason, message });
+      await recordCollected(collected);
+    });
     metrics().teardownEnded('failed', reason, secondsSinceStart());
     throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
   }
 }
 
-async function tearDown(input: TeardownInput, recorded: Promise<void>[]): Promise<TeardownResult> {
+async function tearDown(input: TeardownInput, recorded: Promise<void>[], collected: EventInput[]): Promise<TeardownResult> {
   let forced: ForceFinishRequest | undefined;
   setHandler(childForceSignal, (req) => {
     forced ??= req;
@@ -47,9 +55,16 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[]): Promis
   // Inputs that carry what the pass saw take the paced path: EC2 calls on their API's task queue, no
   // describe before the detach, Events recorded off the critical path. Older inputs replay as before.
   const paced = observed ? pacedEc2() : undefined;
-  const recordEvent = eventRecorder(paced !== undefined);
+  // Asks no patch: which path is in the input, written by the entity.
+  const afterReport = paced !== undefined && input.eventsAfterReport === true;
+  const recordEvent = afterReport ? kubeEventsLocal.recordEvent : eventRecorder(paced !== undefined);
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
-    const p = recordEvent({ name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message });
+    const e: EventInput = { name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message };
+    if (afterReport) {
+      collected.push(e);
+      return Promise.resolve();
+    }
+    const p = recordEvent(e);
     if (!paced) return p;
     recorded.push(p);
     return Promise.resolve();
@@ -76,6 +91,7 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[]): Promis
       await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined);
       await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
       await Promise.allSettled(recorded);
+      await recordCollected(collected);
     });
     if (paced) {
       // A forced teardown completes like a clean one: its memo and details say it was not.

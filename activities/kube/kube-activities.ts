@@ -53,6 +53,14 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
     }
   }
 
+  function recordOne(input: EventInput): Promise<void> {
+    return createEvent(core, {
+      namespace: EVENT_NAMESPACE,
+      involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: NODEENI_KIND, name: input.name, uid: input.uid },
+      eventId: input.eventId, type: input.type, reason: input.reason, message: input.message, component: 'nodeeni-controller',
+    });
+  }
+
   return {
     /** Reads the NodeENI and the nodes its selector picks, fresh from the API server. */
     async observeNodeEni(input: { name: string; uid: string }): Promise<ObservedNodeENI> {
@@ -125,11 +133,13 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
     },
 
     async recordEvent(input: EventInput): Promise<void> {
-      await createEvent(core, {
-        namespace: EVENT_NAMESPACE,
-        involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: NODEENI_KIND, name: input.name, uid: input.uid },
-        eventId: input.eventId, type: input.type, reason: input.reason, message: input.message, component: 'nodeeni-controller',
-      });
+      await recordOne(input);
+    },
+
+    /** Several Events side by side; a retry records them all again (each updates its own Event). */
+    async recordEvents(inputs: EventInput[]): Promise<void> {
+      const failed = (await Promise.allSettled(inputs.map(recordOne))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length > 0) throw failed[0]!.reason;
     },
   };
 }
