@@ -63,11 +63,13 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
                  60000, or twenty times the last sweep: devices appear from the fault proxy's attachment changes, the sweeps are a backstop)
   --timeout S    give up a phase after S seconds (default 300 + 3 per attachment)
   --from-source  run the components' TypeScript through tsx (quicker start; their memory then includes
-                 the loader's) instead of a build of their own, as the image runs them  --stock-moto   moto as installed, whose tag lookups scan every tag of the account (see
+                 the loader's) instead of a build of their own, as the image runs them
+  --stock-moto   moto as installed, whose tag lookups scan every tag of the account (see
                  bench/moto-indexed-tags.py, which the benchmark starts moto with otherwise)
   --keep         keep the state directory (logs of every process) under .tmp/
   --profile      the workflow events in time order (entity, children), written to the state directory:
-                 timeline-n<N>.txt; with --runs timeline-<run>.txt each, and the second run's printed
+                 timeline-n<N>.txt; with --runs timeline-<run>.txt each, and the second run's printed;
+                 with --nodes also temporal-metrics-n<N>.txt, the Temporal dev server's latencies per phase
   --control-node-options "FLAGS"  NODE_OPTIONS of the control worker process, e.g. V8 heap settings
                  such as "--max-semi-space-size=1" to compare its memory (short for --control-env NODE_OPTIONS=…)
   --control-env KEY=VALUE, --watcher-env KEY=VALUE  a setting of that component's process (repeatable),
