@@ -10,7 +10,7 @@ import { metrics, secondsSinceStart } from './metrics.js';
 import type { EventInput } from '../activities/kube/kube-activities.js';
 import { eventRecorder, recordCollected, REPORT_FIRST_PATCH, settleEvents } from './provision-attachment.js';
 import { reportToEntity } from './report-to-entity.js';
-import { ec2, ec2Waits, kubeEventsLocal, onNode, pacedEc2 } from './proxies.js';
+import { ec2, ec2Waits, onNode, pacedEc2 } from './proxies.js';
 
 const FORCED: unique symbol = Symbol('forced');
 
@@ -22,7 +22,7 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   const collected: EventInput[] = [];
   const afterReport = input.observed !== undefined && input.eventsAfterReport === true;
   try {
-    const result = await tearDown(input, recorded, collected);
+    const result = await tearDown(input, recorded, afterReport ? collected : undefined);
     // The entity hears first (its pass removes the finalizer); the Events are still recorded before this ends.
     const reportFirst = afterReport || (input.observed !== undefined && patched(REPORT_FIRST_PATCH));
     if (!reportFirst && result.outcome === 'deleted') await Promise.all(recorded);
@@ -45,7 +45,8 @@ export async function teardownAttachment(input: TeardownInput): Promise<Teardown
   }
 }
 
-async function tearDown(input: TeardownInput, recorded: Promise<void>[], collected: EventInput[]): Promise<TeardownResult> {
+/** `collected`: where Events go when they are recorded after the report (eventsAfterReport); absent, as each step finishes. */
+async function tearDown(input: TeardownInput, recorded: Promise<void>[], collected?: EventInput[]): Promise<TeardownResult> {
   let forced: ForceFinishRequest | undefined;
   setHandler(childForceSignal, (req) => {
     forced ??= req;
@@ -55,13 +56,12 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[], collect
   // Inputs that carry what the pass saw take the paced path: EC2 calls on their API's task queue, no
   // describe before the detach, Events recorded off the critical path. Older inputs replay as before.
   const paced = observed ? pacedEc2() : undefined;
-  // Asks no patch: which path is in the input, written by the entity.
-  const afterReport = paced !== undefined && input.eventsAfterReport === true;
-  const recordEvent = afterReport ? kubeEventsLocal.recordEvent : eventRecorder(paced !== undefined);
+  // Events collected for after the report ask no patch: which path is in the input, written by the entity.
+  const recordEvent = collected ? undefined : eventRecorder(paced !== undefined);
   const record = (type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
     const e: EventInput = { name: input.nodeEniName, uid: input.nodeEniUid, eventId: `${workflowInfo().workflowId}/${reason}`, type, reason, message };
-    if (afterReport) {
-      collected.push(e);
+    if (!recordEvent) {
+      collected!.push(e);
       return Promise.resolve();
     }
     const p = recordEvent(e);
@@ -91,7 +91,7 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[], collect
       await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined);
       await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
       await Promise.allSettled(recorded);
-      await recordCollected(collected);
+      if (collected) await recordCollected(collected);
     });
     if (paced) {
       // A forced teardown completes like a clean one: its memo and details say it was not.
