@@ -73,7 +73,9 @@ const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [
   --control-node-options "FLAGS"  NODE_OPTIONS of the control worker process, e.g. V8 heap settings
                  such as "--max-semi-space-size=1" to compare its memory (short for --control-env NODE_OPTIONS=…)
   --control-env KEY=VALUE, --watcher-env KEY=VALUE  a setting of that component's process (repeatable),
-                 e.g. --control-env WORKFLOW_CACHE_SIZE=150 --watcher-env MAX_CONCURRENT_CHILDREN=100`;
+                 e.g. --control-env WORKFLOW_CACHE_SIZE=150 --watcher-env MAX_CONCURRENT_CHILDREN=100
+  --temporal-config key=value  a dynamic config value of the Temporal dev server (repeatable), e.g.
+                 history.shardIOConcurrency=4 (the dev server has a single history shard)`;
 
 interface Args {
   sizes: number[];
@@ -89,6 +91,8 @@ interface Args {
   /** Extra environment of the control worker and watcher processes (settings to compare). */
   controlEnv: Record<string, string>;
   watcherEnv: Record<string, string>;
+  /** More dynamic config of the Temporal dev server (`key=value`), to compare the server's own settings. */
+  temporalConfig: string[];
 }
 
 function usage(problem?: string): never {
@@ -109,7 +113,7 @@ function keyValue(v: string, what: string): Record<string, string> {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: [], subnets: 1, pollMs: undefined, fromSource: false, stockMoto: false, keep: false, profile: false, controlEnv: {}, watcherEnv: {} };
+  const args: Args = { sizes: [], subnets: 1, pollMs: undefined, fromSource: false, stockMoto: false, keep: false, profile: false, controlEnv: {}, watcherEnv: {}, temporalConfig: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -127,6 +131,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--control-node-options') args.controlEnv.NODE_OPTIONS = value();
     else if (a === '--control-env') Object.assign(args.controlEnv, keyValue(value(), a));
     else if (a === '--watcher-env') Object.assign(args.watcherEnv, keyValue(value(), a));
+    else if (a === '--temporal-config') {
+      const v = value();
+      if (!/^[a-zA-Z][\w.]*=\S+$/.test(v)) usage(`--temporal-config: "${v}" is not key=value (a dynamic config key of the Temporal server)`);
+      args.temporalConfig.push(v);
+    }
     else if (a === '--from-source') args.fromSource = true;
     else if (a === '--stock-moto') args.stockMoto = true;
     else if (a === '--help' || a === '-h') usage();
@@ -163,7 +172,7 @@ async function startEnv(dir: string, args: Args): Promise<Env> {
     args.fromSource ? Promise.resolve(undefined) : buildDist(dir),
     startBackends({
       dir,
-      temporalDynamicConfig: TEMPORAL_DYNAMIC_CONFIG,
+      temporalDynamicConfig: [...TEMPORAL_DYNAMIC_CONFIG, ...args.temporalConfig],
       temporalMetrics: args.profile,
       // moto's tag lookups scan the account's every tag: quadratic in the cluster (see the script).
       motoWrapper: args.stockMoto ? undefined : path.join(PROJECT_ROOT, 'bench', 'moto-indexed-tags.py'),
