@@ -5,7 +5,8 @@ import { Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
-import { DEFAULT_ENTITY_OPTIONS, ENTITY_PRIORITY, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { childFinishedSignal, DEFAULT_ENTITY_OPTIONS, ENTITY_PRIORITY, nodeAgentStartedSignal, reconcileSignal } from '../common/workflow-api.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { enisOf, eventsFor, isReady } from './support/inspect.js';
 import { dataConverter } from '../workers/payload-codec.js';
@@ -154,7 +155,7 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('carry')) === undefined, 90_000);
   });
 
-  it('a new NodeENI is signalled once, its first pass looks for Go ENIs beside resolving the spec, and no child is asked about as it starts', async () => {
+  it('a new NodeENI is signalled once, its first pass looks for Go ENIs beside resolving the spec, no child is asked about as it starts, and reports are re-read by id', async () => {
     const obj = await c.createNodeEni('first', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
     await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('first'), 3), 90_000);
     const workflowId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
@@ -183,8 +184,38 @@ describe('entity history', () => {
     const childCheckMs = DEFAULT_ENTITY_OPTIONS.childCheckSeconds * 1000; // this file's cluster keeps the default
     for (const asked of scheduled('describeChildren')) expect(at(asked) - at(events[firstChild]!)).toBeGreaterThanOrEqual(childCheckMs);
 
+    // Passes woken by reports re-read the reported ENIs by id (REPORTED_REREADS_PATCH); the rest come from the last listing.
     await c.deleteNodeEni('first');
     await eventually('deleted', async () => (await c.getNodeEni('first')) === undefined, 90_000);
+    const everyRun: { startTime: Date; events: typeof events }[] = [];
+    for await (const wf of c.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+      everyRun.push({ startTime: wf.startTime, events: (await c.client.workflow.getHandle(workflowId, wf.runId).fetchHistory()).events ?? [] });
+    }
+    everyRun.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+    const lastRun = everyRun.at(-1)!.events;
+    const listings = everyRun.flatMap(({ events: h }) => h.flatMap((e, i) => {
+      const a = e.activityTaskScheduledEventAttributes;
+      if (a?.activityType?.name !== 'listManagedEnis') return [];
+      const input = defaultPayloadConverter.fromPayload<{ eniIds?: string[] }>(a.input!.payloads![0]!);
+      // What the reports since this run's previous listing said they changed.
+      const before = h.slice(0, i);
+      const previous = before.map((x) => x.activityTaskScheduledEventAttributes?.activityType?.name).lastIndexOf('listManagedEnis');
+      const reportedSince = before.slice(previous + 1).flatMap((x) => x.workflowExecutionSignaledEventAttributes?.signalName === childFinishedSignal.name
+        ? [defaultPayloadConverter.fromPayload<{ ok: boolean; result?: { eniId: string } }>(x.workflowExecutionSignaledEventAttributes.input!.payloads![0]!)] : []);
+      return [{ eniIds: input.eniIds, reportedSince }];
+    }));
+    const narrow = listings.filter((l) => l.eniIds);
+    expect(narrow.length, 'passes that re-read only what was reported').toBeGreaterThan(0);
+    for (const l of narrow) {
+      expect(l.eniIds!.length).toBeGreaterThan(0);
+      for (const id of l.eniIds!) expect(l.reportedSince.map((o) => o.result?.eniId), `re-read ${id}: reported since the last listing`).toContain(id);
+    }
+    // The finalizer went after a full listing: the last listing of the last run asked for no ids.
+    const lastRunListings = lastRun.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'listManagedEnis'
+      ? [defaultPayloadConverter.fromPayload<{ eniIds?: string[] }>(e.activityTaskScheduledEventAttributes.input!.payloads![0]!)] : []);
+    expect(lastRun.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'removeFinalizer'), 'the last run removed the finalizer').toBe(true);
+    expect(lastRunListings.length).toBeGreaterThan(0);
+    expect(lastRunListings.at(-1)!.eniIds, 'the listing before the finalizer went').toBeUndefined();
 
     // The children recorded their Events in one local activity after their report (eventsAfterReport):
     // one marker, no activity task on the server, and no patch asked. Wait until all six have closed.

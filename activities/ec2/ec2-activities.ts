@@ -28,6 +28,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
+import { MAX_ENIS_PER_NARROW_READ } from '../../common/workflow-api.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
 
@@ -407,9 +408,20 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
       return { vpcId, subnets, securityGroupIds: [...groups].sort(), problems };
     },
 
-    /** Every ENI this NodeENI owns, found by tag: the observed side of reconcile. */
-    async listManagedEnis(input: { nodeEniUid: string }): Promise<ManagedEni[]> {
-      const enis = await describeEnis([{ Name: `tag:${TAG.nodeEniUid}`, Values: [input.nodeEniUid] }]);
+    /**
+     * Every ENI this NodeENI owns, found by tag: the observed side of reconcile. With `eniIds` (at most
+     * MAX_ENIS_PER_NARROW_READ), only those of them that are still its: one request whatever the
+     * cluster's size, for a pass that re-reads what its children reported.
+     */
+    async listManagedEnis(input: { nodeEniUid: string; eniIds?: string[] }): Promise<ManagedEni[]> {
+      const filters: Filter[] = [{ Name: `tag:${TAG.nodeEniUid}`, Values: [input.nodeEniUid] }];
+      if (input.eniIds) {
+        if (input.eniIds.length === 0) return [];
+        if (input.eniIds.length > MAX_ENIS_PER_NARROW_READ) throw ApplicationFailure.nonRetryable(`${input.eniIds.length} ENIs asked for, at most ${MAX_ENIS_PER_NARROW_READ}`, 'TooManyEnis');
+        // The ids first: EC2 (and moto) narrow by them before looking at tags.
+        filters.unshift({ Name: 'network-interface-id', Values: input.eniIds });
+      }
+      const enis = await describeEnis(filters);
       return enis.map(toManagedEni).sort((a, b) => a.eniId.localeCompare(b.eniId));
     },
 
