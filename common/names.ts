@@ -126,3 +126,6 @@ export function devicePluginWorkflowId(nodeName: string): string {
 export function resctrlWorkflowId(nodeName: string): string {
   return `resctrl/${nodeName}`;
 }
+
+/** A pass re-reads at most this many reported ENIs by id (one DescribeNetworkInterfaces: EC2 takes 200 values per filter); more, and it lists them all. */
+export const MAX_ENIS_PER_NARROW_READ = 200;

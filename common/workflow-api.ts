@@ -158,9 +158,6 @@ export const ENTITY_WORKFLOW_TASK_TIMEOUT = '30s';
  */
 export const ENTITY_PRIORITY = { priorityKey: 1 } as const;
 
-/** A pass re-reads at most this many reported ENIs by id (one DescribeNetworkInterfaces: EC2 takes 200 values per filter); more, and it lists them all. */
-export const MAX_ENIS_PER_NARROW_READ = 200;
-
 export const DEFAULT_ENTITY_OPTIONS: EntityOptions = {
   resyncSeconds: 300,
   maxHistoryLength: 2000,

@@ -19,7 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { childIdPrefix, provisionWorkflowId, teardownWorkflowId } from '../common/names.js';
+import { childIdPrefix, MAX_ENIS_PER_NARROW_READ, provisionWorkflowId, teardownWorkflowId } from '../common/names.js';
 import { SA_NODE_NAME, SA_NODEENI } from '../common/search-attributes.js';
 import type { LeakedENI } from '../common/types.js';
 import {
@@ -31,7 +31,6 @@ import {
   emptyEntityState,
   forceFinishSignal,
   forceFinishUpdate,
-  MAX_ENIS_PER_NARROW_READ,
   nodeAgentStartedSignal,
   reconcileSignal,
   stateQuery,
@@ -55,6 +54,7 @@ import { bindingChangePending, devicePluginEntries, devicePluginSettled, deviceP
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { ADOPT_GO_PATCH, GoControllerAdoption, type GoLook } from './go-migration.js';
 import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
+import { mergeRereads } from './rereads.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStarter, childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
 import { Reconciler, type PassResult } from './reconciler.js';
@@ -810,12 +810,6 @@ interface SeenWorld {
 interface Reported {
   eniIds: string[];
   allOk: boolean;
-}
-
-/** The last listing with the re-read ENIs replaced by what EC2 said of them now (absent: gone), in the listing's order. */
-function mergeRereads(last: ManagedEni[], reread: string[], fresh: ManagedEni[]): ManagedEni[] {
-  const asked = new Set(reread);
-  return [...last.filter((e) => !asked.has(e.eniId)), ...fresh].sort((a, b) => a.eniId.localeCompare(b.eniId));
 }
 
 function seenFromCarried(world: CarriedWorld | undefined): SeenWorld {

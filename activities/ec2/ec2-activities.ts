@@ -26,9 +26,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, TAG } from '../../common/names.js';
+import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, MAX_ENIS_PER_NARROW_READ, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
-import { MAX_ENIS_PER_NARROW_READ } from '../../common/workflow-api.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
 
