@@ -805,13 +805,13 @@ interface SeenWorld {
   outsideChanged: boolean;
 }
 
-/** A new run starts from what the last one read, or (first run, or one continued before WORLD_CARRY_PATCH) from nothing. */
 /** What the children's reports a pass applied changed. */
 interface Reported {
   eniIds: string[];
   allOk: boolean;
 }
 
+/** A new run starts from what the last one read, or (first run, or one continued before WORLD_CARRY_PATCH) from nothing. */
 function seenFromCarried(world: CarriedWorld | undefined): SeenWorld {
   if (!world) return { instances: new Map(), maxInterfaces: new Map(), resolved: undefined, fullAt: 0, outsideChanged: true };
   return {
