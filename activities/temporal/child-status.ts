@@ -32,46 +32,57 @@ function causeOf(err: WorkflowFailedError): { reason: string; message: string } 
   return { reason: cause?.type || cause?.name || 'ChildFailed', message: cause?.message ?? err.message };
 }
 
+/**
+ * Describes in flight at once. One after the other, a window of 100 children took 5 s of a busy
+ * 1,000-node run, and the entity's pass (and the next window of creates) waited for it.
+ */
+export const DESCRIBES_IN_FLIGHT = 16;
+
+async function describeChild(client: ReturnType<typeof getClient>, { workflowId, op }: Pick<ChildRecord, 'workflowId' | 'op'>): Promise<ChildStatus> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const { status, raw } = await handle.describe();
+    if (status.name === 'RUNNING') {
+      const retrying = retryOf(raw.pendingActivities);
+      return { workflowId, running: true, ...(retrying ? { retrying } : {}) };
+    }
+    if (status.name === 'COMPLETED') {
+      const result = await handle.result();
+      return {
+        workflowId,
+        running: false,
+        outcome: op === 'provision'
+          ? { workflowId, op, ok: true, result: result as ConfiguredAttachment }
+          : { workflowId, op, ok: true, result: result as TeardownResult },
+      };
+    }
+    let reason: string = status.name;
+    let message = `the ${op} workflow ended ${status.name.toLowerCase()}`;
+    if (status.name === 'FAILED') {
+      try {
+        await handle.result();
+      } catch (err) {
+        if (err instanceof WorkflowFailedError) ({ reason, message } = causeOf(err));
+      }
+    }
+    return { workflowId, running: false, outcome: { workflowId, op, ok: false, reason, message } };
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    return { workflowId, running: false, outcome: { workflowId, op, ok: false, reason: 'ChildNotFound', message: `the ${op} workflow ${workflowId} does not exist` } };
+  }
+}
+
 export function createChildStatusActivities() {
   return {
+    /** Each child's status, in the order asked. */
     async describeChildren(input: { children: Pick<ChildRecord, 'workflowId' | 'op'>[] }): Promise<ChildStatus[]> {
       const client = getClient();
-      const out: ChildStatus[] = [];
-      for (const { workflowId, op } of input.children) {
-        const handle = client.workflow.getHandle(workflowId);
-        try {
-          const { status, raw } = await handle.describe();
-          if (status.name === 'RUNNING') {
-            const retrying = retryOf(raw.pendingActivities);
-            out.push({ workflowId, running: true, ...(retrying ? { retrying } : {}) });
-            continue;
-          }
-          if (status.name === 'COMPLETED') {
-            const result = await handle.result();
-            out.push({
-              workflowId,
-              running: false,
-              outcome: op === 'provision'
-                ? { workflowId, op, ok: true, result: result as ConfiguredAttachment }
-                : { workflowId, op, ok: true, result: result as TeardownResult },
-            });
-            continue;
-          }
-          let reason: string = status.name;
-          let message = `the ${op} workflow ended ${status.name.toLowerCase()}`;
-          if (status.name === 'FAILED') {
-            try {
-              await handle.result();
-            } catch (err) {
-              if (err instanceof WorkflowFailedError) ({ reason, message } = causeOf(err));
-            }
-          }
-          out.push({ workflowId, running: false, outcome: { workflowId, op, ok: false, reason, message } });
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-          out.push({ workflowId, running: false, outcome: { workflowId, op, ok: false, reason: 'ChildNotFound', message: `the ${op} workflow ${workflowId} does not exist` } });
-        }
-      }
+      const out: ChildStatus[] = new Array(input.children.length);
+      let next = 0;
+      const describer = async () => {
+        for (let i = next++; i < input.children.length; i = next++) out[i] = await describeChild(client, input.children[i]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(DESCRIBES_IN_FLIGHT, input.children.length) }, describer));
       return out;
     },
   };
