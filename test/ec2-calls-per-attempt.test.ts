@@ -4,7 +4,7 @@
 // every security-group name in one DescribeSecurityGroups (plus one by Name tag for the names no
 // group has), with the same answers as one call per name gave: missing and ambiguous names become
 // problems, other VPCs are not looked at. attachEni's slow path (a retry) reads the instance and its
-// type only when the pass did not know the type's interface limit.
+// type only when the pass did not know the type's interface limit; a type is asked of EC2 once per process.
 import { CreateNetworkInterfaceCommand, CreateSecurityGroupCommand, CreateSubnetCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEc2Activities } from '../activities/ec2/ec2-activities.js';
@@ -93,5 +93,28 @@ describe('attachEni, slow path', () => {
     expect(out.deviceIndex).toBe(2);
     expect((after.DescribeInstances ?? 0) - (before.DescribeInstances ?? 0)).toBe(1);
     expect((after.DescribeInstanceTypes ?? 0) - (before.DescribeInstanceTypes ?? 0)).toBe(1);
+  });
+});
+
+describe('instance types', () => {
+  it('are asked of EC2 once per process: a second pass that did not know the type, and a slow attach, read no type', async () => {
+    const instance = c.world.instances[0]!;
+    const activities = createEc2Activities({ ec2: c.ec2 });
+    const types = async () => (await c.fault.counts(c.account)).DescribeInstanceTypes ?? 0;
+    const before = await types();
+    const first = await activities.describeInstancesForPass({ instanceIds: [instance.id], knownTypes: [] });
+    expect(await types()).toBe(before + 1);
+    const [type, max] = Object.entries(first.maxInterfaces)[0]!;
+    expect(type).toBe(first.instances[0]!.instanceType);
+    expect(max).toBeGreaterThan(1);
+
+    // Another NodeENI's first pass, on the same worker: the limit comes from what EC2 said before.
+    expect((await activities.describeInstancesForPass({ instanceIds: [instance.id], knownTypes: [] })).maxInterfaces).toEqual({ [type]: max });
+    // A pass that knows the type is not told it again.
+    expect((await activities.describeInstancesForPass({ instanceIds: [instance.id], knownTypes: [type] })).maxInterfaces).toEqual({});
+    const subnet = c.world.subnets.find((s) => s.az === instance.az && s.name.startsWith('multus'))!;
+    const eniId = (await c.ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: subnet.id }))).NetworkInterface!.NetworkInterfaceId!;
+    await activities.attachEni({ eniId, instanceId: instance.id, preferredDeviceIndex: 1 });
+    expect(await types()).toBe(before + 1);
   });
 });

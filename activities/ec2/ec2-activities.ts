@@ -250,12 +250,25 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     }
   }
 
+  /**
+   * Interfaces per instance type, as EC2 answered: fixed for a type, so asked once per process. A new
+   * NodeENI's first pass then costs DescribeInstances alone, one round trip less before its ENIs.
+   */
+  const interfacesByType = new Map<string, number>();
+  async function lookUpInstanceTypes(types: string[]): Promise<Record<string, number>> {
+    const missing = types.filter((t) => !interfacesByType.has(t));
+    if (missing.length > 0) {
+      const res = await ec2Call('DescribeInstanceTypes', () => ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: missing as _InstanceType[] })));
+      for (const t of res.InstanceTypes ?? []) {
+        if (t.InstanceType && t.NetworkInfo?.MaximumNetworkInterfaces !== undefined) interfacesByType.set(t.InstanceType, t.NetworkInfo.MaximumNetworkInterfaces);
+      }
+    }
+    return Object.fromEntries(types.flatMap((t) => (interfacesByType.has(t) ? [[t, interfacesByType.get(t)!]] : [])));
+  }
+
   async function maxInterfaces(instanceType: string | undefined): Promise<number | undefined> {
     if (!instanceType) return undefined;
-    const res = await ec2Call('DescribeInstanceTypes', () =>
-      ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: [instanceType as _InstanceType] })),
-    );
-    return res.InstanceTypes?.[0]?.NetworkInfo?.MaximumNetworkInterfaces;
+    return (await lookUpInstanceTypes([instanceType]))[instanceType];
   }
 
   async function describeInstance(instanceId: string) {
@@ -314,14 +327,7 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
       }
       const known = new Set(input.knownTypes);
       const types = [...new Set(instances.map((i) => i.instanceType).filter((t): t is string => !!t && !known.has(t)))];
-      const maxInterfaces: Record<string, number> = {};
-      if (types.length > 0) {
-        const res = await ec2Call('DescribeInstanceTypes', () => ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as _InstanceType[] })));
-        for (const t of res.InstanceTypes ?? []) {
-          if (t.InstanceType && t.NetworkInfo?.MaximumNetworkInterfaces !== undefined) maxInterfaces[t.InstanceType] = t.NetworkInfo.MaximumNetworkInterfaces;
-        }
-      }
-      return { instances, maxInterfaces };
+      return { instances, maxInterfaces: types.length > 0 ? await lookUpInstanceTypes(types) : {} };
     },
 
     /**
