@@ -21,6 +21,9 @@ export function createChildStarter() {
           taskQueue: input.taskQueue,
           args: [s.input],
           workflowIdConflictPolicy: 'USE_EXISTING',
+          // This worker serves the children's task queue: the server may hand it the first workflow task
+          // with the start's answer, without a trip through matching (eager workflow start).
+          requestEagerStart: true,
           staticSummary: s.summary,
           typedSearchAttributes: [{ key: SA_NODEENI, value: s.nodeEniName }, { key: SA_NODE_NAME, value: s.nodeName }],
         })));
