@@ -14,6 +14,7 @@ import { getBackends } from './support/backends.js';
 
 const taskQueue = `child-status-${randomUUID()}`;
 let connection: Connection;
+let workerConnection: NativeConnection;
 let client: Client;
 let worker: Worker;
 let workerRun: Promise<void>;
@@ -35,8 +36,9 @@ beforeAll(async () => {
     },
   };
   client = new Client({ connection, namespace: temporalNamespace, interceptors: { workflow: [counting] } });
+  workerConnection = await NativeConnection.connect({ address: temporalAddress });
   worker = await Worker.create({
-    connection: await NativeConnection.connect({ address: temporalAddress }),
+    connection: workerConnection,
     namespace: temporalNamespace,
     taskQueue,
     workflowsPath: path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/child-status/workflows.ts'),
@@ -47,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await workerRun;
+  await workerConnection?.close();
   await connection?.close();
 });
 
