@@ -30,6 +30,7 @@ import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, 
 import type { NodeENISpec } from '../../common/types.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
+import { TransitionClock, type Transition } from './transition-clock.js';
 
 /** EC2 resources by the value of their Name tag (those without one are left out). */
 function groupByNameTag<T extends { Tags?: Tag[] }>(resources: T[]): Map<string, T[]> {
@@ -157,7 +158,9 @@ export interface Ec2Deps {
   /**
    * The shared polls of the ENIs the waiting activities await send one request (200 ENIs each) per
    * `pollMs` on average: 5 DescribeNetworkInterfaces per second, a quarter of EC2's describe refill;
-   * up to 10 saved up while idle are spent every `pollMs` / 2, so a short wait sees its change within 100 ms.
+   * up to 10 saved up while idle are spent every `pollMs` / 4, so a short wait sees its change within 50 ms.
+   * A wait's first poll comes when the transition is likely over (transition-clock.ts), which keeps
+   * the saved requests for the polls that can find it over.
    */
   pollMs?: number;
 }
@@ -228,6 +231,45 @@ export function clientTokenFor(attemptId: string): string {
 
 export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
   const poller = new EniStatusPoller(ec2, pollMs);
+  const clock = new TransitionClock();
+
+  /**
+   * Polls `eniId` until `over` says the transition ended, or until `bound.at`, when the last look decides.
+   * A first try's first poll waits for as long as the transition took at least in recent waits (a retry
+   * may come after it ended, and polls at once).
+   */
+  async function awaitTransition<T>(
+    eniId: string, transition: Transition,
+    over: (eni: NetworkInterface | undefined) => T | undefined,
+    bound?: { at: number; still: (eni: NetworkInterface) => T },
+  ): Promise<T> {
+    const ctx = Context.current();
+    const start = Date.now();
+    const fresh = ctx.info.attempt === 1;
+    let dueAt = fresh ? Math.min(bound?.at ?? Infinity, start + clock.firstPollDelayMs(transition)) : 0;
+    let firstSentAt: number | undefined;
+    let lastInTransitionAt: number | undefined;
+    const learn = () => {
+      if (fresh) clock.waitEnded(transition, lastInTransitionAt === undefined ? undefined : lastInTransitionAt - start, firstSentAt! - start);
+    };
+    for (;;) {
+      const { eni, sentAt } = await Promise.race([poller.next(eniId, dueAt), ctx.cancelled]);
+      dueAt = 0;
+      firstSentAt ??= sentAt;
+      const done = over(eni);
+      if (done !== undefined) {
+        learn();
+        return done;
+      }
+      lastInTransitionAt = sentAt;
+      if (bound && Date.now() >= bound.at) {
+        learn();
+        return bound.still(eni!);
+      }
+      ctx.heartbeat(eni?.Attachment?.Status);
+    }
+  }
+
   /** Whether this is the activity's first try (a retry may follow a lost response or a lost race). */
   const firstTry = () => Context.current().info.attempt === 1;
 
@@ -588,16 +630,13 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
 
     /** Polls until the attachment reports `attached`; heartbeats so cancellation reaches it. */
     async waitForAttachment(input: { eniId: string; attachmentId: string }): Promise<{ macAddress: string; deviceIndex: number }> {
-      const ctx = Context.current();
-      for (;;) {
-        const eni = await Promise.race([poller.next(input.eniId), ctx.cancelled]);
+      return awaitTransition(input.eniId, 'attaching', (eni) => {
         const a = eni?.Attachment;
         if (!eni || !a || a.AttachmentId !== input.attachmentId || a.Status === 'detached' || a.Status === 'detaching') {
           throw ApplicationFailure.nonRetryable(`attachment ${input.attachmentId} of ${input.eniId} went away while attaching`, 'AttachmentLost');
         }
-        if (a.Status === 'attached') return { macAddress: eni.MacAddress ?? '', deviceIndex: a.DeviceIndex ?? -1 };
-        ctx.heartbeat(a.Status);
-      }
+        return a.Status === 'attached' ? { macAddress: eni.MacAddress ?? '', deviceIndex: a.DeviceIndex ?? -1 } : undefined;
+      });
     },
 
     /** Detaches (without Force unless asked); an ENI with no attachment is already done. */
@@ -626,14 +665,11 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
 
     /** Waits up to `timeoutMs` for the ENI to become available (or vanish); false when the bound passes. */
     async waitForDetached(input: { eniId: string; timeoutMs: number }): Promise<{ detached: boolean; status?: string }> {
-      const ctx = Context.current();
-      const deadline = Date.now() + input.timeoutMs;
-      for (;;) {
-        const eni = await Promise.race([poller.next(input.eniId), ctx.cancelled]);
-        if (!eni || eni.Status === 'available' || !eni.Attachment || eni.Attachment.Status === 'detached') return { detached: true };
-        if (Date.now() >= deadline) return { detached: false, status: eni.Attachment.Status };
-        ctx.heartbeat(eni.Attachment.Status);
-      }
+      return awaitTransition<{ detached: boolean; status?: string }>(
+        input.eniId, 'detaching',
+        (eni) => (!eni || eni.Status === 'available' || !eni.Attachment || eni.Attachment.Status === 'detached' ? { detached: true } : undefined),
+        { at: Date.now() + input.timeoutMs, still: (eni) => ({ detached: false, status: eni.Attachment?.Status }) },
+      );
     },
 
     async deleteEni(input: { eniId: string }): Promise<{ deleted: 'now' | 'already' }> {
