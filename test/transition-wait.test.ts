@@ -32,6 +32,17 @@ async function newEni(): Promise<string> {
   return (await c.ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: subnet.id }))).NetworkInterface!.NetworkInterfaceId!;
 }
 
+type Ec2Activities = ReturnType<typeof createEc2Activities>;
+
+/** The activity as a worker runs it: `attempt` 1 is a first try. */
+function waitAttached(activities: Ec2Activities, eniId: string, attachmentId: string, attempt = 1) {
+  return new MockActivityEnvironment({ attempt }).run(activities.waitForAttachment, { eniId, attachmentId }) as ReturnType<Ec2Activities['waitForAttachment']>;
+}
+
+function waitDetached(activities: Ec2Activities, eniId: string, timeoutMs: number) {
+  return new MockActivityEnvironment().run(activities.waitForDetached, { eniId, timeoutMs }) as ReturnType<Ec2Activities['waitForDetached']>;
+}
+
 async function attach(eniId: string): Promise<string> {
   const out = await c.ec2.send(new AttachNetworkInterfaceCommand({ NetworkInterfaceId: eniId, InstanceId: c.world.instances[0]!.id, DeviceIndex: 1 }));
   return out.AttachmentId!;
@@ -47,14 +58,14 @@ describe('waits for attaching and detaching', () => {
       const eniId = await newEni();
       let before = await describes();
       const attachmentId = await attach(eniId);
-      const attached = await new MockActivityEnvironment().run(activities.waitForAttachment, { eniId, attachmentId });
+      const attached = await waitAttached(activities, eniId, attachmentId);
       expect(attached.deviceIndex).toBe(1);
       const attach1 = (await describes()) - before;
 
       await sleep(REFILL_MS);
       before = await describes();
       await c.ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
-      expect(await new MockActivityEnvironment().run(activities.waitForDetached, { eniId, timeoutMs: 10_000 })).toEqual({ detached: true });
+      expect(await waitDetached(activities, eniId, 10_000)).toEqual({ detached: true });
       cost.push({ attach: attach1, detach: (await describes()) - before });
       await c.ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId }));
     }
@@ -71,9 +82,9 @@ describe('waits for attaching and detaching', () => {
     const activities = createEc2Activities({ ec2: c.ec2 });
     const learnOn = async (eniId: string) => {
       const attachmentId = await attach(eniId);
-      await new MockActivityEnvironment().run(activities.waitForAttachment, { eniId, attachmentId });
+      await waitAttached(activities, eniId, attachmentId);
       await c.ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
-      await new MockActivityEnvironment().run(activities.waitForDetached, { eniId, timeoutMs: 10_000 });
+      await waitDetached(activities, eniId, 10_000);
     };
     const eniId = await newEni();
     await learnOn(eniId);
@@ -83,16 +94,16 @@ describe('waits for attaching and detaching', () => {
     await sleep(REFILL_MS);
     let before = await describes();
     const attachmentId = await attach(eniId);
-    await new MockActivityEnvironment({ attempt: 2 }).run(activities.waitForAttachment, { eniId, attachmentId });
+    await waitAttached(activities, eniId, attachmentId, 2);
     expect((await describes()) - before).toBeGreaterThanOrEqual(6);
 
     // 100 ms is less than the 0.8 s or so detaching was learned to take: the wait looks once, at its bound.
     await sleep(REFILL_MS);
     before = await describes();
     await c.ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
-    expect(await new MockActivityEnvironment().run(activities.waitForDetached, { eniId, timeoutMs: 100 })).toEqual({ detached: false, status: 'detaching' });
+    expect(await waitDetached(activities, eniId, 100)).toEqual({ detached: false, status: 'detaching' });
     expect((await describes()) - before).toBe(1);
-    expect(await new MockActivityEnvironment().run(activities.waitForDetached, { eniId, timeoutMs: 10_000 })).toEqual({ detached: true });
+    expect(await waitDetached(activities, eniId, 10_000)).toEqual({ detached: true });
     await c.ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId }));
   });
 });
