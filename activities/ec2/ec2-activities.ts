@@ -246,7 +246,8 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     const ctx = Context.current();
     const start = Date.now();
     const fresh = ctx.info.attempt === 1;
-    let dueAt = fresh ? Math.min(bound?.at ?? Infinity, start + clock.firstPollDelayMs(transition)) : 0;
+    // Kept for every poll of the wait: one that rode along early does not make the next one due.
+    const dueAt = fresh ? Math.min(bound?.at ?? Infinity, start + clock.firstPollDelayMs(transition)) : 0;
     let firstSentAt: number | undefined;
     let lastInTransitionAt: number | undefined;
     const learn = () => {
@@ -254,7 +255,6 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     };
     for (;;) {
       const { eni, sentAt } = await Promise.race([poller.next(eniId, dueAt), ctx.cancelled]);
-      dueAt = 0;
       firstSentAt ??= sentAt;
       const done = over(eni);
       if (done !== undefined) {
