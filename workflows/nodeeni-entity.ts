@@ -408,7 +408,7 @@ class NodeEniEntity {
     setCurrentDetails(this.v3 ? detailsV3(name, this.entityId, plan, inFlight, state) : details(name, plan, inFlight, state));
     if (observed.exists) {
       await kube.writeStatus({
-        name, uid,
+        name, uid, observedDigest: observed.statusDigest,
         status: withAttachmentGauges(name, managed, buildStatus({
           plan, state, spec: observed.spec, generation: observed.generation, deleting: observed.deleting, inFlight,
           previous: observed.status.conditions ?? [], now: new Date().toISOString(), maxRows: this.opts.maxStatusAttachments,

@@ -9,6 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import { httpCode, kubeCall, toKubeFailure } from './errors.js';
 import { createEvent } from './events.js';
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { API_GROUP, API_VERSION, FINALIZER, NODEENI_KIND, NODEENI_PLURAL } from '../../common/names.js';
 import type { Condition, NodeENIObject, NodeENISpec, NodeENIStatus } from '../../common/types.js';
@@ -22,7 +23,26 @@ export interface ObservedNodeENI {
   hasFinalizer: boolean;
   spec: NodeENISpec;
   status: NodeENIStatus;
+  /**
+   * statusDigest(status) as read: writeStatus compares the pass's new status with it and writes it in
+   * one request, without reading the object again. Absent in results recorded before it existed.
+   */
+  statusDigest?: string;
   nodes: ObservedNode[];
+}
+
+/** A digest of a status that ignores the order of keys (the API server's order need not be ours). */
+export function statusDigest(status: NodeENIStatus): string {
+  return createHash('sha256').update(canonicalJson(JSON.parse(JSON.stringify(status)))).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 export interface EventInput {
@@ -42,6 +62,7 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
   const core = kc.makeApiClient(CoreV1Api);
   const ref = (name: string) => ({ group: API_GROUP, version: API_VERSION, plural: NODEENI_PLURAL, name });
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
   async function getNodeEni(name: string, uid: string): Promise<NodeENIObject | undefined> {
     try {
@@ -78,12 +99,35 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
         hasFinalizer: (obj.metadata.finalizers ?? []).includes(FINALIZER),
         spec: obj.spec,
         status: obj.status ?? {},
+        statusDigest: statusDigest(obj.status ?? {}),
         nodes: nodes.sort((a, b) => a.name.localeCompare(b.name)),
       };
     },
 
-    /** Writes status only when it differs from what is stored: no churn, no hot loop. */
-    async writeStatus(input: { name: string; uid: string; status: NodeENIStatus }): Promise<{ changed: boolean }> {
+    /**
+     * Writes status only when it differs from what is stored: no churn, no hot loop. With the digest of
+     * the status the pass observed, one request: nothing when the new status is the same, else the
+     * status replaced whole on the condition that the object is still the one with this UID (a JSON
+     * patch's `test`), so a NodeENI re-created under the same name is never written to. The entity is
+     * the status's single writer, so what its pass observed is what is stored.
+     */
+    async writeStatus(input: { name: string; uid: string; status: NodeENIStatus; observedDigest?: string }): Promise<{ changed: boolean }> {
+      if (input.observedDigest !== undefined) {
+        if (statusDigest(input.status) === input.observedDigest) return { changed: false };
+        const ops = [
+          { op: 'test', path: '/metadata/uid', value: input.uid },
+          { op: 'add', path: '/status', value: input.status },
+        ];
+        try {
+          await custom.patchClusterCustomObjectStatus({ ...ref(input.name), body: ops }, jsonPatch);
+          return { changed: true };
+        } catch (err) {
+          if (httpCode(err) === 404) return { changed: false };
+          // A failed `test` and a status the schema refuses both answer 422 (the first without details):
+          // the path below reads the object and tells them apart.
+          if (httpCode(err) !== 422) throw toKubeFailure(err, `patch NodeENI ${input.name} status`);
+        }
+      }
       const obj = await getNodeEni(input.name, input.uid);
       if (!obj) return { changed: false };
       if (isDeepStrictEqual(JSON.parse(JSON.stringify(obj.status ?? {})), JSON.parse(JSON.stringify(input.status)))) return { changed: false };
@@ -149,3 +193,4 @@ function nullsFor(status: NodeENIStatus): Record<string, null> {
 }
 
 export type KubeActivities = ReturnType<typeof createKubeActivities>;
+
