@@ -7,7 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AttachmentKey } from './names.js';
 import type { DevicePluginConfig, DevicePluginEntry } from './device-plugin.js';
 import type { LeakedENI } from './types.js';
-import type { PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
+import type { ManagedEni, PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
 
 // ---------------------------------------------------------------------------
 // The reconcile loop every long-lived workflow runs (workflows/reconciler.ts)
@@ -344,7 +344,12 @@ export type ChildStart = { workflowId: string; summary: string; nodeEniName: str
 
 /** A child's last word to its entity: sent by the child itself, so it reaches whichever run of the entity is current. */
 export type ChildOutcome =
-  | { workflowId: string; op: 'provision'; ok: true; result: ConfiguredAttachment }
+  /**
+   * `eni`: the ENI as the child last saw it in EC2 (attached, its subnet, security groups and
+   * DeleteOnTermination as it set them), for the entity's next pass to take instead of reading it
+   * again. Absent in reports of children on the original path and of older releases.
+   */
+  | { workflowId: string; op: 'provision'; ok: true; result: ConfiguredAttachment; eni?: ManagedEni }
   | { workflowId: string; op: 'teardown'; ok: true; result: TeardownResult }
   | { workflowId: string; op: 'provision' | 'teardown'; ok: false; reason: string; message: string };
 

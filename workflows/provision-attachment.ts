@@ -9,6 +9,7 @@ import { failureMessage, failureReason, isNodeAgentUnavailable } from './failure
 import { failedOutcome, metrics, secondsSinceStart } from './metrics.js';
 import { reportToEntity } from './report-to-entity.js';
 import type { EventInput, KubeActivities } from '../activities/kube/kube-activities.js';
+import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
 import { ec2, ec2Compensation, ec2Waits, kube, kubeEventsLocal, onNode, pacedEc2 } from './proxies.js';
 
 /**
@@ -207,9 +208,19 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     return { eni, att, attached };
   };
 
+  /** Paced path: the ENI as this child left it in EC2, for the report. */
+  let leftInEc2: ManagedEni | undefined;
   const forward = async (): Promise<ConfiguredAttachment> => {
     showStep('creating or adopting the ENI, attaching it');
     const { eni, att, attached } = input.observed ? await ec2StepsPaced(input.observed) : await ec2StepsAsBefore();
+    if (input.observed) {
+      leftInEc2 = {
+        eniId: eni.eniId, status: 'in-use', subnetId: key.subnetId, macAddress: attached.macAddress,
+        attachmentKey: input.attachmentKey, nodeName: key.nodeName, instanceId: key.instanceId, leaked: false,
+        securityGroupIds: [...input.securityGroupIds].sort(),
+        attachment: { attachmentId: att.attachmentId, instanceId: key.instanceId, deviceIndex: attached.deviceIndex, status: 'attached', deleteOnTermination: input.deleteOnTermination },
+      };
+    }
     showStep(`${eni.eniId} attached at device index ${attached.deviceIndex}; configuring on the node`);
 
     // A spec change re-provisions an ENI already in use: keep a binding the spec still wants, give back one it does not.
@@ -266,7 +277,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     const reportFirst = afterReport || (paced && patched(REPORT_FIRST_PATCH));
     if (!reportFirst) await Promise.all(recorded);
     showStep(`done: ${done.eniId} is ${done.interfaceName}${done.dpdk ? ` bound to ${done.dpdk.driver}` : ''}, MTU ${done.mtu}`);
-    await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done });
+    await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: true, result: done, ...(leftInEc2 ? { eni: leftInEc2 } : {}) });
     if (reportFirst) await settleEvents(recorded);
     await recordCollected(collected);
     metrics().provisionEnded('ok', undefined, secondsSinceStart());

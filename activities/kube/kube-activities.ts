@@ -111,16 +111,18 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
      * patch's `test`), so a NodeENI re-created under the same name is never written to. The entity is
      * the status's single writer, so what its pass observed is what is stored.
      */
-    async writeStatus(input: { name: string; uid: string; status: NodeENIStatus; observedDigest?: string }): Promise<{ changed: boolean }> {
+    async writeStatus(input: { name: string; uid: string; status: NodeENIStatus; observedDigest?: string }): Promise<{ changed: boolean; digest?: string }> {
+      // `digest`: of the status stored now, when the object is still this one (the next pass may compare with it).
+      const digest = statusDigest(input.status);
       if (input.observedDigest !== undefined) {
-        if (statusDigest(input.status) === input.observedDigest) return { changed: false };
+        if (digest === input.observedDigest) return { changed: false, digest };
         const ops = [
           { op: 'test', path: '/metadata/uid', value: input.uid },
           { op: 'add', path: '/status', value: input.status },
         ];
         try {
           await custom.patchClusterCustomObjectStatus({ ...ref(input.name), body: ops }, jsonPatch);
-          return { changed: true };
+          return { changed: true, digest };
         } catch (err) {
           if (httpCode(err) === 404) return { changed: false };
           // A failed `test` and a status the schema refuses both answer 422 (the first without details):
@@ -130,13 +132,13 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
       }
       const obj = await getNodeEni(input.name, input.uid);
       if (!obj) return { changed: false };
-      if (isDeepStrictEqual(JSON.parse(JSON.stringify(obj.status ?? {})), JSON.parse(JSON.stringify(input.status)))) return { changed: false };
+      if (isDeepStrictEqual(JSON.parse(JSON.stringify(obj.status ?? {})), JSON.parse(JSON.stringify(input.status)))) return { changed: false, digest };
       // A merge patch replaces lists whole; `null` clears fields we no longer report.
       const body: Record<string, unknown> = { status: { ...nullsFor(obj.status ?? {}), ...input.status } };
       await kubeCall(`patch NodeENI ${input.name} status`, () =>
         custom.patchClusterCustomObjectStatus({ ...ref(input.name), body }, mergePatch),
       );
-      return { changed: true };
+      return { changed: true, digest };
     },
 
     /**
