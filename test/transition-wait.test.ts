@@ -1,7 +1,7 @@
 // The waits for EC2's transitions (waitForAttachment, waitForDetached in activities/ec2/ec2-activities.ts)
 // against moto through the fault proxy, whose attachments pass through `attaching` (0.6 s) and
-// `detaching` (0.9 s) as EC2's do. A wait learns from the waits before it how long a transition takes at
-// least (activities/ec2/transition-clock.ts) and sends no DescribeNetworkInterfaces before then, so a
+// `detaching` (0.9 s) as EC2's do. A wait learns from the waits before it when a transition is usually
+// over (activities/ec2/transition-clock.ts) and sends no DescribeNetworkInterfaces before then, so a
 // learned wait costs a poll or two instead of one every 50 ms. A retry polls at once; a bound shorter
 // than the learned delay is kept.
 import {
@@ -109,21 +109,25 @@ describe('waits for attaching and detaching', () => {
 });
 
 describe('TransitionClock', () => {
-  it('delays a first poll by the shortest recent lower bound, and shrinks when a first poll finds the change made', () => {
+  it('delays a first poll until the earliest a recent wait found the change made, and creeps down when a first poll finds it made', () => {
     const clock = new TransitionClock();
     expect(clock.firstPollDelayMs('attaching')).toBe(0);
-    clock.waitEnded('attaching', 550, 0);
-    clock.waitEnded('attaching', 580, 500);
-    expect(clock.firstPollDelayMs('attaching')).toBe(550);
+    // Two waits whose second or later poll found the change: at 620 and 650 ms.
+    clock.waitEnded('attaching', 620, false);
+    clock.waitEnded('attaching', 650, false);
+    expect(clock.firstPollDelayMs('attaching')).toBe(620);
     expect(clock.firstPollDelayMs('detaching')).toBe(0);
-    // EC2 got faster: the first poll, at 550 ms, already saw the change.
-    clock.waitEnded('attaching', undefined, 550);
-    expect(clock.firstPollDelayMs('attaching')).toBe(275);
-    // Only the last 16 waits count: the fast one is forgotten after 16 slower ones.
-    for (let i = 0; i < 16; i++) clock.waitEnded('attaching', 600, 550);
+    // The first poll, at 620 ms, already found it made: it may have been made well before, so a tenth less.
+    clock.waitEnded('attaching', 620, true);
+    expect(clock.firstPollDelayMs('attaching')).toBe(558);
+    // EC2 got much faster: every first poll finds it made, and the delay falls by a tenth each time.
+    for (let i = 0; i < 5; i++) clock.waitEnded('attaching', clock.firstPollDelayMs('attaching'), true);
+    expect(clock.firstPollDelayMs('attaching')).toBe(329);
+    // Only the last 16 waits count: the fast ones are forgotten after 16 slower ones.
+    for (let i = 0; i < 16; i++) clock.waitEnded('attaching', 600, false);
     expect(clock.firstPollDelayMs('attaching')).toBe(600);
     // However long a transition took, a first poll waits at most 5 s.
-    for (let i = 0; i < 16; i++) clock.waitEnded('detaching', 60_000, 0);
+    for (let i = 0; i < 16; i++) clock.waitEnded('detaching', 60_000, false);
     expect(clock.firstPollDelayMs('detaching')).toBe(5_000);
   });
 });

@@ -235,8 +235,8 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
 
   /**
    * Polls `eniId` until `over` says the transition ended, or until `bound.at`, when the last look decides.
-   * A first try's first poll waits for as long as the transition took at least in recent waits (a retry
-   * may come after it ended, and polls at once).
+   * A first try's first poll waits until the earliest moment recent waits found the transition over (a
+   * retry may come after it ended, and polls at once).
    */
   async function awaitTransition<T>(
     eniId: string, transition: Transition,
@@ -248,24 +248,17 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     const fresh = ctx.info.attempt === 1;
     // Kept for every poll of the wait: one that rode along early does not make the next one due.
     const dueAt = fresh ? Math.min(bound?.at ?? Infinity, start + clock.firstPollDelayMs(transition)) : 0;
-    let firstSentAt: number | undefined;
-    let lastInTransitionAt: number | undefined;
-    const learn = () => {
-      if (fresh) clock.waitEnded(transition, lastInTransitionAt === undefined ? undefined : lastInTransitionAt - start, firstSentAt! - start);
-    };
+    let polls = 0;
     for (;;) {
       const { eni, sentAt } = await Promise.race([poller.next(eniId, dueAt), ctx.cancelled]);
-      firstSentAt ??= sentAt;
+      polls++;
       const done = over(eni);
       if (done !== undefined) {
-        learn();
+        // A bound's look is no sample: it says nothing of when the transition ends.
+        if (fresh) clock.waitEnded(transition, sentAt - start, polls === 1);
         return done;
       }
-      lastInTransitionAt = sentAt;
-      if (bound && Date.now() >= bound.at) {
-        learn();
-        return bound.still(eni!);
-      }
+      if (bound && Date.now() >= bound.at) return bound.still(eni!);
       ctx.heartbeat(eni?.Attachment?.Status);
     }
   }
