@@ -195,4 +195,3 @@ function nullsFor(status: NodeENIStatus): Record<string, null> {
 }
 
 export type KubeActivities = ReturnType<typeof createKubeActivities>;
-
