@@ -1,7 +1,10 @@
 // The NodeENI lifecycle end to end on the real backends: Temporal dev server,
 // moto behind the fault proxy, kube-apiserver + etcd, simulated hosts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINALIZER, TAG } from '../common/names.js';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { ManagedEni } from '../activities/ec2/ec2-activities.js';
+import { entityWorkflowId, FINALIZER, TAG } from '../common/names.js';
+import { childFinishedSignal } from '../common/workflow-api.js';
 import type { NodeENIObject } from '../common/types.js';
 import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
 import { conditionOf, enisOf, eventsFor, isReady, tagOf } from './support/inspect.js';
@@ -67,6 +70,31 @@ describe('NodeENI lifecycle', () => {
 
     const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['ENICreated', 'ENIAttached', 'InterfaceConfigured']));
+
+    // Each child reported its ENI as EC2 shows it, and a pass its reports woke took them and read
+    // nothing before its status write (REPORTS_TRUSTED_PATCH): no observe, no listing.
+    const history = (await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).fetchHistory()).events ?? [];
+    const scheduled = history.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+    const reports = history.flatMap((e, i) => {
+      const signal = e.workflowExecutionSignaledEventAttributes;
+      return signal?.signalName === childFinishedSignal.name ? [{ i, outcome: defaultPayloadConverter.fromPayload<{ op: string; ok: boolean; eni?: ManagedEni }>(signal.input!.payloads![0]!) }] : [];
+    });
+    expect(reports.map((r) => r.outcome.eni?.eniId).sort()).toEqual(enis.map((e) => e.NetworkInterfaceId).sort());
+    for (const { outcome } of reports) {
+      const eni = enis.find((e) => e.NetworkInterfaceId === outcome.eni!.eniId)!;
+      expect(outcome.eni).toMatchObject({
+        status: eni.Status, subnetId: eni.SubnetId, macAddress: eni.MacAddress, leaked: false,
+        nodeName: tagOf(eni, TAG.node), instanceId: tagOf(eni, TAG.instanceId), attachmentKey: tagOf(eni, TAG.attachmentKey),
+        securityGroupIds: eni.Groups!.map((g) => g.GroupId!).sort(),
+        attachment: { attachmentId: eni.Attachment!.AttachmentId, instanceId: eni.Attachment!.InstanceId, deviceIndex: 2, status: 'attached', deleteOnTermination: true },
+      });
+    }
+    const readsNothing = reports.filter(({ i }) => {
+      const after = scheduled.slice(i + 1).filter((n): n is string => n !== undefined);
+      const write = after.indexOf('writeStatus');
+      return write >= 0 && !after.slice(0, write).some((n) => n === 'observeNodeEni' || n === 'listManagedEnis');
+    });
+    expect(readsNothing.length, 'passes woken by reports that read nothing').toBeGreaterThan(0);
   });
 
   it('detaches and deletes the ENI of a node relabelled out, and provisions a node labelled in', async () => {
