@@ -254,10 +254,10 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
       polls++;
       const done = over(eni);
       if (done !== undefined) {
-        // A bound's look is no sample: it says nothing of when the transition ends.
         if (fresh) clock.waitEnded(transition, sentAt - start, polls === 1);
         return done;
       }
+      // A look at the bound leaves no sample: it says nothing of when the transition ends.
       if (bound && Date.now() >= bound.at) return bound.still(eni!);
       ctx.heartbeat(eni?.Attachment?.Status);
     }
