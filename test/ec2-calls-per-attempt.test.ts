@@ -3,11 +3,14 @@
 // fewer calls gets through sooner. resolveSpec looks every subnet name up in one DescribeSubnets and
 // every security-group name in one DescribeSecurityGroups (plus one by Name tag for the names no
 // group has), with the same answers as one call per name gave: missing and ambiguous names become
-// problems, other VPCs are not looked at. attachEni's slow path (a retry) reads the instance and its
+// problems, other VPCs are not looked at. lookUpSpecReferences reads the same across VPCs (the entity
+// reads it beside the instances, before it knows their VPCs) and resolveSpecInVpc picks each VPC's
+// part with the same answers. attachEni's slow path (a retry) reads the instance and its
 // type only when the pass did not know the type's interface limit; a type is asked of EC2 once per process.
 import { CreateNetworkInterfaceCommand, CreateSecurityGroupCommand, CreateSubnetCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEc2Activities } from '../activities/ec2/ec2-activities.js';
+import { resolveSpecInVpc } from '../common/spec-references.js';
 import { createTestCluster, type TestCluster } from './support/cluster.js';
 
 let c: TestCluster;
@@ -60,6 +63,52 @@ describe('resolveSpec', () => {
     expect((after.DescribeSecurityGroups ?? 0) - (before.DescribeSecurityGroups ?? 0)).toBe(1);
     expect(resolved.problems).toEqual([]);
     expect(resolved.securityGroupIds).toHaveLength(2);
+  });
+});
+
+describe('lookUpSpecReferences', () => {
+  it('reads every VPC in one call per kind; each VPC resolves to what resolveSpec gives there, or asks for its own look', async () => {
+    // The seeded other VPC has a subnet named "multus-a" too.
+    const other = c.world.otherVpcId;
+    const otherSubnet = c.world.otherVpcSubnet.id;
+    // In the other VPC "multus-sg" is only a Name tag; in the nodes' VPC it is a group name.
+    const otherGroup = (await c.ec2.send(new CreateSecurityGroupCommand({
+      GroupName: 'other-vpc-group', Description: 'named by tag', VpcId: other,
+      TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: 'Name', Value: 'multus-sg' }] }],
+    }))).GroupId!;
+    // "tag-only-sg" is no group's name anywhere: looked up by tag at once.
+    const tagOnly = (await c.ec2.send(new CreateSecurityGroupCommand({
+      GroupName: 'grp-tagged-only', Description: 'named by tag', VpcId: c.world.vpcId,
+      TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: 'Name', Value: 'tag-only-sg' }] }],
+    }))).GroupId!;
+    const spec = {
+      nodeSelector: {},
+      subnetIDs: [c.world.subnets.find((s) => s.name === 'storage-a')!.id, otherSubnet],
+      subnetNames: ['multus-a', 'no-such-subnet'],
+      securityGroupIDs: [otherGroup],
+      securityGroupNames: ['multus-sg', 'tag-only-sg'],
+    };
+    const activities = createEc2Activities({ ec2: c.ec2 });
+    const before = await c.fault.counts(c.account);
+    const refs = await activities.lookUpSpecReferences({ spec });
+    const after = await c.fault.counts(c.account);
+    // Subnets by ID and by name; groups by ID, by group name, and by Name tag for the name no group has.
+    expect((after.DescribeSubnets ?? 0) - (before.DescribeSubnets ?? 0)).toBe(2);
+    expect((after.DescribeSecurityGroups ?? 0) - (before.DescribeSecurityGroups ?? 0)).toBe(3);
+    expect(refs.namesLookedUpByTag).toEqual(['tag-only-sg']);
+
+    const here = resolveSpecInVpc(spec, refs, c.world.vpcId)!;
+    expect(here).toEqual(await activities.resolveSpec({ spec, vpcId: c.world.vpcId }));
+    expect(here.subnets.map((s) => s.name)).toEqual(['storage-a', 'multus-a']);
+    expect(here.securityGroupIds).toEqual([c.world.securityGroups.find((g) => g.name === 'multus-sg')!.id, tagOnly].sort());
+    expect(here.problems.map((p) => p.reason)).toEqual(['SubnetInOtherVPC', 'SubnetNotFound', 'SecurityGroupNotFound']);
+
+    // "multus-sg" is no group name in the other VPC and was not looked up by tag: that VPC needs its own look.
+    expect(resolveSpecInVpc(spec, refs, other)).toBeUndefined();
+    const there = await activities.resolveSpec({ spec, vpcId: other });
+    expect(there.subnets.map((s) => s.id)).toEqual([otherSubnet]);
+    expect(there.securityGroupIds).toEqual([otherGroup]);
+    expect(there.problems.map((p) => p.reason)).toEqual(['SubnetInOtherVPC', 'SubnetNotFound', 'SecurityGroupNotFound']);
   });
 });
 

@@ -155,7 +155,7 @@ describe('entity history', () => {
     await eventually('deleted', async () => (await c.getNodeEni('carry')) === undefined, 90_000);
   });
 
-  it('a new NodeENI is signalled once, its first pass looks for Go ENIs beside resolving the spec, no child is asked about as it starts, and reports carry their ENI or are re-read by id', async () => {
+  it('a new NodeENI is signalled once, its first pass reads the instances, the spec\'s references and the Go controller\'s ENIs side by side, no child is asked about as it starts, and reports carry their ENI or are re-read by id', async () => {
     const obj = await c.createNodeEni('first', { nodeSelector: { 'nodeeni-test': c.runId }, subnetNames: ['storage-a', 'storage-b'], securityGroupNames: ['storage-sg'] });
     await eventually('Ready on all three nodes', async () => isReady(await c.getNodeEni('first'), 3), 90_000);
     const workflowId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
@@ -175,10 +175,15 @@ describe('entity history', () => {
     expect(signals).toHaveLength(1);
 
     const scheduled = (type: string) => events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type);
+    // The first pass reads the instances, the spec's references and looks for the Go controller's ENIs
+    // side by side (EARLY_REFERENCES_PATCH): none waits for another.
     const [look] = scheduled('findGoControllerEnis');
-    const [resolve] = scheduled('resolveSpec');
-    expect(look && resolve, 'both scheduled').toBeTruthy();
-    expect(look!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId).toEqual(resolve!.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId);
+    const [references] = scheduled('lookUpSpecReferences');
+    const [instances] = scheduled('describeInstancesForPass');
+    expect(look && references && instances, 'all three scheduled').toBeTruthy();
+    expect(scheduled('resolveSpec')).toEqual([]);
+    const byTask = (e: (typeof events)[number]) => e.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId;
+    expect([byTask(look!), byTask(references!)]).toEqual([byTask(instances!), byTask(instances!)]);
 
     // Children are first asked about childCheckSeconds after they started, not by the pass right after.
     const childCheckMs = DEFAULT_ENTITY_OPTIONS.childCheckSeconds * 1000; // this file's cluster keeps the default

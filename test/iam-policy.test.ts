@@ -67,7 +67,7 @@ function condition(s: Statement, operator: string, key: string): string[] | unde
 // ---------------------------------------------------------------------------
 // What the code calls
 
-/** Every `new XxxCommand(` of @aws-sdk/client-ec2 in activities/ec2, as `ec2:Xxx`, with the files. */
+/** Every `new XxxCommand(` and `paginateXxx(` of @aws-sdk/client-ec2 in activities/ec2, as `ec2:Xxx`, with the files. */
 function ec2ActionsCalled(): Map<string, string[]> {
   const called = new Map<string, string[]>();
   for (const name of readdirSync(EC2_ACTIVITIES_DIR).filter((f) => f.endsWith('.ts')).sort()) {
@@ -77,6 +77,12 @@ function ec2ActionsCalled(): Map<string, string[]> {
       const original = imported.get(m[1]!);
       if (!original?.endsWith('Command')) continue;
       const action = `ec2:${original.slice(0, -'Command'.length)}`;
+      called.set(action, [...new Set([...(called.get(action) ?? []), `activities/ec2/${name}`])]);
+    }
+    for (const m of src.matchAll(/\b(\w+)\s*\(/g)) {
+      const original = imported.get(m[1]!);
+      if (!original?.startsWith('paginate')) continue;
+      const action = `ec2:${original.slice('paginate'.length)}`;
       called.set(action, [...new Set([...(called.get(action) ?? []), `activities/ec2/${name}`])]);
     }
   }

@@ -96,6 +96,7 @@ describe('taking over NodeENIs the Go controller served', () => {
   let goA: NetworkInterface;
   let goB: NetworkInterface;
   const notAdopted: Record<'otherNodeEni' | 'wrongInstance' | 'wrongSubnet' | 'otherCluster', NetworkInterface> = {} as never;
+  let otherVpc: NetworkInterface;
 
   it('adopts exactly the Go controller\'s ENIs of this NodeENI on its nodes: no new ENI, our tags added, configured on the hosts, Ready', async () => {
     const [n0, n1, n2] = c.nodes;
@@ -113,6 +114,20 @@ describe('taking over NodeENIs the Go controller served', () => {
       extraTags: [{ Key: TAG.managedBy, Value: MANAGED_BY_VALUE }, { Key: TAG.cluster, Value: 'another-cluster' }, { Key: TAG.nodeEniUid, Value: 'another-uid' }],
     });
     void n1;
+    // The same NodeENI name's Go ENI in another VPC (another cluster's): the look reads every VPC beside
+    // the instances (EARLY_REFERENCES_PATCH) and must drop it as a look in the nodes' VPCs never saw it.
+    otherVpc = (await goEc2.send(new CreateNetworkInterfaceCommand({
+      SubnetId: c.world.otherVpcSubnet.id,
+      TagSpecifications: [{
+        ResourceType: 'network-interface',
+        Tags: [
+          { Key: GO_CONTROLLER_TAG.nodeEni, Value: name() },
+          { Key: GO_CONTROLLER_TAG.node, Value: n0!.name },
+          { Key: GO_CONTROLLER_TAG.subnetId, Value: c.world.otherVpcSubnet.id },
+          { Key: GO_CONTROLLER_TAG.managedBy, Value: GO_CONTROLLER_MANAGED_BY_VALUE },
+        ],
+      }],
+    }))).NetworkInterface!;
 
     // The NodeENI as the Go controller kept it: its finalizer (the same name as ours), its status rows.
     nodeEni = (await c.custom.createClusterCustomObject({
@@ -206,6 +221,8 @@ describe('taking over NodeENIs the Go controller served', () => {
     expect(degraded.message).toContain(`${notAdopted.wrongSubnet.NetworkInterfaceId} (node ${n0!.name}) not adopted: SubnetNotInSpec`);
     expect(degraded.message).toContain(`${notAdopted.otherCluster.NetworkInterfaceId} (node ${n2!.name}) not adopted: OwnedByOther`);
     expect(degraded.message).not.toContain(notAdopted.otherNodeEni.NetworkInterfaceId!);
+    expect(degraded.message).not.toContain(otherVpc.NetworkInterfaceId!);
+    expect(tagOf((await describe1(otherVpc.NetworkInterfaceId!))!, TAG.nodeEniUid), 'the other VPC\'s not tagged ours').toBeUndefined();
 
     const events = await eventually('adoption Events', async () => {
       const e = await eventsFor(c.core, nodeEni.metadata.uid);

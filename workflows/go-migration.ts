@@ -28,9 +28,11 @@ export interface GoAdoptionPass {
   fullReadAt: number;
 }
 
-/** A pass's look, started once the instances were known; `found` is undefined when none was due. */
+/** A pass's look, started early by the entity; `found` is undefined when none was due. */
 export interface GoLook {
   found?: Promise<GoControllerEni[]>;
+  /** Looked in every VPC (before the instances were known): the pass keeps the finds in the nodes' VPCs and those the status lists. */
+  acrossVpcs?: { rowIds: string[] };
 }
 
 export class GoControllerAdoption {
@@ -55,7 +57,7 @@ export class GoControllerAdoption {
     if (!p.observed.exists) return p.managed;
     const found = look ? look.found : this.look(p).found;
     if (!found) return p.managed;
-    const candidates = await found;
+    const candidates = inNodesVpcs(await found, p.instances, look?.acrossVpcs);
     const plan = planGoAdoption({ uid: ctx.uid, nodeEniName: ctx.name, observed: p.observed, instances: p.instances, resolved: p.resolved, managed: p.managed, candidates });
     const modify = pacedEc2().modify;
     const results = await Promise.all(plan.adopt.map((a) =>
@@ -96,22 +98,38 @@ export class GoControllerAdoption {
 
   /**
    * Starts the look of this pass if one is due: it needs only the object and the instances, so the
-   * entity can run it beside the spec's resolution. Call once per pass, before `pass`.
+   * entity can run it beside the spec's resolution. Call once per pass, before `pass`. `acrossVpcs`:
+   * look before the instances are known, in every VPC (`pass` keeps what lies in the nodes' VPCs).
    */
-  look(p: Pick<GoAdoptionPass, 'observed' | 'instances' | 'fullReadAt'>): GoLook {
+  look(p: Pick<GoAdoptionPass, 'observed' | 'fullReadAt'> & { instances: InstanceInfo[]; acrossVpcs?: boolean }): GoLook {
     const rows = goControllerRows(p.observed.status);
     const fullPass = p.fullReadAt !== this.lastFullReadAt;
     this.lastFullReadAt = p.fullReadAt;
     if (rows.length === 0 && (this.done || (this.looked && !fullPass))) return {};
     this.looked = true;
-    const vpcIds = [...new Set(p.instances.map((i) => i.vpcId))].sort();
-    return { found: pacedEc2().read.findGoControllerEnis({ nodeEniName: this.ctx.name, vpcIds, eniIds: rows.map((r) => r.eniID).sort() }) };
+    const vpcIds = p.acrossVpcs ? [] : [...new Set(p.instances.map((i) => i.vpcId))].sort();
+    const eniIds = rows.map((r) => r.eniID).sort();
+    return {
+      found: pacedEc2().read.findGoControllerEnis({ nodeEniName: this.ctx.name, vpcIds, eniIds }),
+      ...(p.acrossVpcs ? { acrossVpcs: { rowIds: eniIds } } : {}),
+    };
   }
 
   /** The Go controller's ENIs this NodeENI found and did not adopt, as problems (the Degraded condition). */
   problems(): SpecProblem[] {
     return this.refused.map((r) => ({ reason: 'ENINotAdopted', message: `Go controller ENI ${describe(r)}` }));
   }
+}
+
+/**
+ * What a look across VPCs found, narrowed as a look in the nodes' VPCs would have: the ENIs in those
+ * VPCs and those the status lists by ID (with no node, a look is not narrowed at all).
+ */
+function inNodesVpcs(found: GoControllerEni[], instances: InstanceInfo[], acrossVpcs: GoLook['acrossVpcs']): GoControllerEni[] {
+  if (!acrossVpcs || instances.length === 0) return found;
+  const vpcs = new Set(instances.map((i) => i.vpcId));
+  const listed = new Set(acrossVpcs.rowIds);
+  return found.filter((e) => listed.has(e.eniId) || (e.vpcId !== undefined && vpcs.has(e.vpcId)));
 }
 
 function describe(r: GoRefusal): string {

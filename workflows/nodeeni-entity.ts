@@ -49,6 +49,7 @@ import {
   type ProvisionObserved,
 } from '../common/workflow-api.js';
 import type { InstanceInfo, ManagedEni, PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
+import { resolveSpecInVpc } from '../common/spec-references.js';
 import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
@@ -148,6 +149,16 @@ export const REPORTED_REREADS_PATCH = 'nodeeni-entity-reported-rereads';
  */
 export const REPORTS_TRUSTED_PATCH = 'nodeeni-entity-reports-trusted';
 
+/**
+ * A full pass reads the spec's references (in every VPC) and looks for the Go controller's ENIs while it
+ * reads the nodes' instances, instead of after them: their VPCs are needed only to pick from what was
+ * found (resolveSpecInVpc; the look's finds outside the nodes' VPCs are dropped). A new NodeENI's first
+ * child started after three reads one behind the other (the NodeENI, the instances, the references);
+ * now after two. Asked when the run starts; runs started before read the references per VPC after the
+ * instances.
+ */
+export const EARLY_REFERENCES_PATCH = 'nodeeni-entity-early-references';
+
 /** Children started by one activity: 25 provisioning inputs stay far below Temporal's payload warnings. */
 const STARTS_PER_ACTIVITY = 25;
 
@@ -171,7 +182,8 @@ export async function nodeEniEntity(input: EntityInput): Promise<EntityResult | 
   const fewerTrips = driftRounds && patched(FEWER_TRIPS_PATCH);
   const pacedPasses = fewerTrips && patched(PASS_PACING_PATCH);
   const reportedRereads = pacedPasses && patched(REPORTED_REREADS_PATCH);
-  return new NodeEniEntity(input, v3, adoptGo, driftRounds, fewerTrips, pacedPasses, reportedRereads, reportedRereads && patched(REPORTS_TRUSTED_PATCH)).run();
+  const reportsTrusted = reportedRereads && patched(REPORTS_TRUSTED_PATCH);
+  return new NodeEniEntity(input, v3, adoptGo, driftRounds, fewerTrips, pacedPasses, reportedRereads, reportsTrusted, reportsTrusted && patched(EARLY_REFERENCES_PATCH)).run();
 }
 
 /** What an operator's force-finish touched: the update answers once these are settled. */
@@ -219,7 +231,7 @@ class NodeEniEntity {
   /** REPORTS_TRUSTED_PATCH: the status the last pass left stored, and its digest (absent: unknown). */
   private lastStatus?: { status: NodeENIStatus; digest: string };
 
-  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false, private readonly pacedPasses = false, private readonly reportedRereads = false, private readonly reportsTrusted = false) {
+  constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false, private readonly pacedPasses = false, private readonly reportedRereads = false, private readonly reportsTrusted = false, private readonly earlyReferences = false) {
     this.name = input.name;
     this.uid = input.uid;
     this.opts = { ...DEFAULT_ENTITY_OPTIONS, ...input.options };
@@ -357,7 +369,7 @@ class NodeEniEntity {
     let managed: ManagedEni[];
     if (this.v3) {
       let look: GoLook | undefined;
-      const lookEarly = this.adoption && this.fewerTrips ? (known: InstanceInfo[]) => { look = this.adoption!.look({ observed, instances: known, fullReadAt: this.seen.fullAt }); } : undefined;
+      const lookEarly = this.adoption && this.fewerTrips ? (known: InstanceInfo[], acrossVpcs: boolean) => { look = this.adoption!.look({ observed, instances: known, fullReadAt: this.seen.fullAt, acrossVpcs }); } : undefined;
       ({ instances, resolved } = alive ? await this.readWorld(observed, instanceIds, lookEarly) : { instances: [], resolved: [] });
       managed = await listing!;
       if (this.adoption) managed = await this.adoption.pass({ observed, instances, resolved, managed, fullReadAt: this.seen.fullAt }, look);
@@ -587,9 +599,11 @@ class NodeEniEntity {
    * Instances and the resolved spec. Read in full on the first pass of a run,
    * after a signal from outside (a node or the NodeENI changed), on a new
    * generation and once per resync; passes woken by our own children reuse
-   * them and read only instances not seen before.
+   * them and read only instances not seen before. `startLook` starts the Go
+   * controller look: beside the instances' read (across VPCs) with
+   * EARLY_REFERENCES_PATCH, else once the instances are known.
    */
-  private async readWorld(observed: ObservedNodeENI, instanceIds: string[], onInstances?: (instances: InstanceInfo[]) => void): Promise<{ instances: InstanceInfo[]; resolved: ResolvedSpec[] }> {
+  private async readWorld(observed: ObservedNodeENI, instanceIds: string[], startLook?: (known: InstanceInfo[], acrossVpcs: boolean) => void): Promise<{ instances: InstanceInfo[]; resolved: ResolvedSpec[] }> {
     const seen = this.seen;
     const read = pacedEc2().read;
     const full = seen.outsideChanged || Date.now() - seen.fullAt >= this.opts.resyncSeconds * 1000 || seen.resolved?.generation !== observed.generation;
@@ -600,16 +614,27 @@ class NodeEniEntity {
       seen.fullAt = Date.now();
       seen.outsideChanged = false;
     }
+    // The references do not depend on the instances: read while they are.
+    let references = this.earlyReferences && instanceIds.length > 0 && (full || !seen.resolved) ? read.lookUpSpecReferences({ spec: observed.spec }) : undefined;
+    // Awaited only after the instances: a failed read must not go unhandled meanwhile.
+    references?.catch(() => undefined);
+    if (this.earlyReferences) startLook?.([], true);
     if (wanted.length > 0) {
       const got = await read.describeInstancesForPass({ instanceIds: wanted, knownTypes: [...seen.maxInterfaces.keys()] });
       for (const i of got.instances) seen.instances.set(i.instanceId, i);
       for (const [type, max] of Object.entries(got.maxInterfaces)) seen.maxInterfaces.set(type, max);
     }
     const instances = instanceIds.map((id) => seen.instances.get(id)).filter((i): i is PassInstance => i !== undefined);
-    onInstances?.(instances);
+    if (!this.earlyReferences) startLook?.(instances, false);
     const vpcs = [...new Set(instances.map((i) => i.vpcId))].sort();
     if (full || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
-      const resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
+      let resolved: ResolvedSpec[];
+      if (this.earlyReferences) {
+        references ??= read.lookUpSpecReferences({ spec: observed.spec });
+        const found = await references;
+        // A VPC the references read across VPCs cannot tell about is looked up on its own.
+        resolved = await Promise.all(vpcs.map((vpcId) => resolveSpecInVpc(observed.spec, found, vpcId) ?? read.resolveSpec({ spec: observed.spec, vpcId })));
+      } else resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
       seen.resolved = { generation: observed.generation, byVpc: new Map(resolved.map((r) => [r.vpcId, r])) };
     }
     return { instances, resolved: vpcs.map((v) => seen.resolved!.byVpc.get(v)!) };

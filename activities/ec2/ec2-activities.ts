@@ -11,16 +11,15 @@ import {
   DescribeInstancesCommand,
   DescribeInstanceTypesCommand,
   DescribeNetworkInterfacesCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeSubnetsCommand,
   DetachNetworkInterfaceCommand,
   ModifyNetworkInterfaceAttributeCommand,
   paginateDescribeInstances,
   paginateDescribeNetworkInterfaces,
+  paginateDescribeSecurityGroups,
+  paginateDescribeSubnets,
   type EC2Client,
   type Filter,
   type NetworkInterface,
-  type SecurityGroup,
   type Tag,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
@@ -28,18 +27,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, MAX_ENIS_PER_NARROW_READ, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
+import { groupNamesOf, resolveSpecInVpc, subnetIdsOf, subnetNamesOf, type FoundGroup, type FoundSubnet, type ResolvedSpec, type SpecReferences } from '../../common/spec-references.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
 import { TransitionClock, type Transition } from './transition-clock.js';
 
-/** EC2 resources by the value of their Name tag (those without one are left out). */
-function groupByNameTag<T extends { Tags?: Tag[] }>(resources: T[]): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const r of resources) {
-    const name = r.Tags?.find((t) => t.Key === 'Name')?.Value;
-    if (name !== undefined) out.set(name, [...(out.get(name) ?? []), r]);
-  }
-  return out;
+/** The value of a resource's Name tag. */
+function nameTag(tags: Tag[] | undefined): string | undefined {
+  return tags?.find((t) => t.Key === 'Name')?.Value;
 }
 
 export interface InstanceInfo {
@@ -61,24 +56,7 @@ export interface PassInstances {
   maxInterfaces: Record<string, number>;
 }
 
-export interface ResolvedSubnet {
-  id: string;
-  name?: string;
-  az: string;
-  cidr?: string;
-}
-
-export interface SpecProblem {
-  reason: string;
-  message: string;
-}
-
-export interface ResolvedSpec {
-  vpcId: string;
-  subnets: ResolvedSubnet[];
-  securityGroupIds: string[];
-  problems: SpecProblem[];
-}
+export type { ResolvedSpec, ResolvedSubnet, SpecProblem } from '../../common/spec-references.js';
 
 export interface ManagedEni {
   eniId: string;
@@ -106,6 +84,8 @@ export interface GoControllerEni extends ManagedEni {
   owner: { managedBy?: string; uid?: string; cluster?: string };
   /** Managed by an AWS service (a trunk/branch, an endpoint): never adoptable. */
   requesterManaged: boolean;
+  /** Its VPC: a look across VPCs keeps only the nodes' (absent in looks recorded before it was added). */
+  vpcId?: string;
 }
 
 /** Whose an ENI is: what our owner tags say (ownerTags). */
@@ -221,6 +201,7 @@ function toGoControllerEni(ni: NetworkInterface): GoControllerEni {
     },
     owner: { managedBy: tagValue(ni, TAG.managedBy), uid: tagValue(ni, TAG.nodeEniUid), cluster: tagValue(ni, TAG.cluster) },
     requesterManaged: ni.RequesterManaged === true,
+    vpcId: ni.VpcId,
   };
 }
 
@@ -313,6 +294,44 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     return res.Reservations?.flatMap((r) => r.Instances ?? [])[0];
   }
 
+  /**
+   * Every reference of the spec in one call per kind, side by side (each call can be refused, and under
+   * throttling a pass that needs fewer calls gets through sooner). A Name tag is looked up only for the
+   * security-group names no group has (in the VPC, or in any VPC without one).
+   */
+  async function lookUpReferences(spec: NodeENISpec, vpcId?: string): Promise<SpecReferences> {
+    const inVpc: Filter[] = vpcId ? [{ Name: 'vpc-id', Values: [vpcId] }] : [];
+    const ids = subnetIdsOf(spec);
+    const names = subnetNamesOf(spec);
+    const groupIds = [...new Set(spec.securityGroupIDs ?? [])];
+    const groupNames = groupNamesOf(spec);
+    // Subnet IDs are looked up everywhere: one in another VPC is a problem of its own (SubnetInOtherVPC).
+    const subnets = (filters: Filter[]) => ec2Call('DescribeSubnets', async () => {
+      const out: FoundSubnet[] = [];
+      for await (const page of paginateDescribeSubnets({ client: ec2, pageSize: 1000 }, { Filters: filters })) {
+        for (const s of page.Subnets ?? []) out.push({ id: s.SubnetId!, vpcId: s.VpcId ?? '', name: nameTag(s.Tags), az: s.AvailabilityZone ?? '', cidr: s.CidrBlock });
+      }
+      return out;
+    });
+    const groups = (filters: Filter[]) => ec2Call('DescribeSecurityGroups', async () => {
+      const out: FoundGroup[] = [];
+      for await (const page of paginateDescribeSecurityGroups({ client: ec2, pageSize: 1000 }, { Filters: filters })) {
+        for (const g of page.SecurityGroups ?? []) out.push({ id: g.GroupId!, vpcId: g.VpcId ?? '', groupName: g.GroupName, name: nameTag(g.Tags) });
+      }
+      return out;
+    });
+    const none = Promise.resolve([]);
+    const [subnetsById, subnetsByName, groupsById, groupsByGroupName] = await Promise.all([
+      ids.length === 0 ? none : subnets([{ Name: 'subnet-id', Values: ids }]),
+      names.length === 0 ? none : subnets([...inVpc, { Name: 'tag:Name', Values: names }]),
+      groupIds.length === 0 ? none : groups([...inVpc, { Name: 'group-id', Values: groupIds }]),
+      groupNames.length === 0 ? none : groups([...inVpc, { Name: 'group-name', Values: groupNames }]),
+    ]);
+    const namesLookedUpByTag = groupNames.filter((n) => !groupsByGroupName.some((g) => g.groupName === n));
+    const groupsByNameTag = namesLookedUpByTag.length === 0 ? [] : await groups([...inVpc, { Name: 'tag:Name', Values: namesLookedUpByTag }]);
+    return { subnetsById, subnetsByName, groupsById, groupsByGroupName, groupsByNameTag, namesLookedUpByTag };
+  }
+
   return {
     /** The instances behind the selected nodes; instances that no longer exist are left out. */
     async describeInstances(input: { instanceIds: string[] }): Promise<InstanceInfo[]> {
@@ -371,81 +390,18 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
      * that VPC only; anything unresolvable becomes a problem, not an exception.
      */
     async resolveSpec(input: { spec: NodeENISpec; vpcId: string }): Promise<ResolvedSpec> {
-      const { spec, vpcId } = input;
-      const problems: SpecProblem[] = [];
-      const subnets: ResolvedSubnet[] = [];
-      const seen = new Set<string>();
-      const add = (s: ResolvedSubnet) => {
-        if (!seen.has(s.id)) { seen.add(s.id); subnets.push(s); }
-      };
-      const vpcFilter: Filter = { Name: 'vpc-id', Values: [vpcId] };
-      const ids = [spec.subnetID, ...(spec.subnetIDs ?? [])].filter((x): x is string => !!x);
-      // Every name in one call per kind: each call of an activity can be refused, and under throttling a
-      // pass that needs fewer calls gets through sooner.
-      const names = [spec.subnetName, ...(spec.subnetNames ?? [])].filter((x): x is string => !!x);
-      const sgIds = spec.securityGroupIDs ?? [];
-      const sgNames = [...new Set(spec.securityGroupNames ?? [])];
+      const resolved = resolveSpecInVpc(input.spec, await lookUpReferences(input.spec, input.vpcId), input.vpcId);
+      // Looked up in this VPC, every name no group has here was looked up by tag.
+      if (!resolved) throw ApplicationFailure.nonRetryable(`the references of VPC ${input.vpcId} were read incompletely`, 'IncompleteReferences');
+      return resolved;
+    },
 
-      // The lookups do not depend on each other: made side by side, the pass waits for the slowest only.
-      const [subnetsById, subnetsByName, groupsById, groupsByName] = await Promise.all([
-        ids.length === 0 ? undefined : ec2Call('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'subnet-id', Values: ids }] }))),
-        names.length === 0 ? undefined : ec2Call('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: [...new Set(names)] }] }))),
-        sgIds.length === 0 ? undefined : ec2Call('DescribeSecurityGroups', () => ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-id', Values: sgIds }] }))),
-        sgNames.length === 0 ? undefined : lookUpGroupNames(sgNames),
-      ]);
-
-      if (subnetsById) {
-        const found = new Map((subnetsById.Subnets ?? []).map((s) => [s.SubnetId!, s]));
-        for (const id of ids) {
-          const s = found.get(id);
-          if (!s) problems.push({ reason: 'SubnetNotFound', message: `subnet ${id} does not exist` });
-          else if (s.VpcId !== vpcId) problems.push({ reason: 'SubnetInOtherVPC', message: `subnet ${id} is in ${s.VpcId}, not in the nodes' VPC ${vpcId}` });
-          else add({ id, name: s.Tags?.find((t) => t.Key === 'Name')?.Value, az: s.AvailabilityZone ?? '', cidr: s.CidrBlock });
-        }
-      }
-      if (subnetsByName) {
-        const byName = groupByNameTag(subnetsByName.Subnets ?? []);
-        for (const name of names) {
-          const found = byName.get(name) ?? [];
-          if (found.length === 0) problems.push({ reason: 'SubnetNotFound', message: `no subnet named "${name}" in ${vpcId}` });
-          else if (found.length > 1) problems.push({ reason: 'SubnetNameAmbiguous', message: `${found.length} subnets named "${name}" in ${vpcId}` });
-          else add({ id: found[0]!.SubnetId!, name, az: found[0]!.AvailabilityZone ?? '', cidr: found[0]!.CidrBlock });
-        }
-      }
-
-      const groups = new Set<string>();
-      if (groupsById) {
-        const found = new Set((groupsById.SecurityGroups ?? []).map((g) => g.GroupId!));
-        for (const id of sgIds) {
-          if (found.has(id)) groups.add(id);
-          else problems.push({ reason: 'SecurityGroupNotFound', message: `security group ${id} does not exist in ${vpcId}` });
-        }
-      }
-      if (groupsByName) {
-        for (const name of spec.securityGroupNames ?? []) {
-          const found = groupsByName.get(name) ?? [];
-          if (found.length === 0) problems.push({ reason: 'SecurityGroupNotFound', message: `no security group named "${name}" in ${vpcId}` });
-          else if (found.length > 1) problems.push({ reason: 'SecurityGroupNameAmbiguous', message: `${found.length} security groups named "${name}" in ${vpcId}` });
-          else groups.add(found[0]!.GroupId!);
-        }
-      }
-
-      /** Security groups by name: a name is a group name first; only names no group has are looked up by their Name tag. */
-      async function lookUpGroupNames(wanted: string[]): Promise<Map<string, SecurityGroup[]>> {
-        const res = await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'group-name', Values: wanted }] })),
-        );
-        const byGroupName = new Map<string, SecurityGroup[]>();
-        for (const g of res.SecurityGroups ?? []) byGroupName.set(g.GroupName!, [...(byGroupName.get(g.GroupName!) ?? []), g]);
-        const untagged = wanted.filter((n) => !byGroupName.has(n));
-        if (untagged.length === 0) return byGroupName;
-        const byTag = groupByNameTag((await ec2Call('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [vpcFilter, { Name: 'tag:Name', Values: untagged }] })),
-        )).SecurityGroups ?? []);
-        for (const [name, found] of byTag) if (!byGroupName.has(name)) byGroupName.set(name, found);
-        return byGroupName;
-      }
-      return { vpcId, subnets, securityGroupIds: [...groups].sort(), problems };
+    /**
+     * The spec's references in every VPC, read before the nodes' VPCs are known; the entity resolves
+     * them per VPC (resolveSpecInVpc), and asks resolveSpec for a VPC where that cannot tell.
+     */
+    async lookUpSpecReferences(input: { spec: NodeENISpec }): Promise<SpecReferences> {
+      return lookUpReferences(input.spec);
     },
 
     /**
