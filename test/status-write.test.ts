@@ -1,11 +1,12 @@
 // The entity's status write on a real kube-apiserver, as the control worker's ServiceAccount: with
 // the digest of what the pass observed it takes one request (none when nothing changed), replaces
-// the status whole, and never lands on a NodeENI re-created under the same name.
+// the status whole, and never lands on a NodeENI re-created under the same name. The finalizer's
+// removal likewise: one request where the pass saw it, and only from the object the pass saw.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { API_GROUP, API_VERSION, NODEENI_PLURAL } from '../common/names.js';
+import { API_GROUP, API_VERSION, FINALIZER, NODEENI_PLURAL } from '../common/names.js';
 import type { NodeENIObject, NodeENIStatus } from '../common/types.js';
 import { createKubeActivities, statusDigest, type ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { installDeployment, serviceAccountKubeConfig } from '../sandbox/kube-install.js';
@@ -27,10 +28,14 @@ const observe = (name: string, uid: string) => inActivity(() => kube.observeNode
 const write = (name: string, uid: string, status: NodeENIStatus, observed?: ObservedNodeENI) =>
   inActivity(() => kube.writeStatus({ name, uid, status, observedDigest: observed?.statusDigest }));
 
-async function createNodeEni(name: string): Promise<NodeENIObject> {
+async function createNodeEni(name: string, finalizers?: string[]): Promise<NodeENIObject> {
   created.push(name);
-  return (await admin.createClusterCustomObject({ ...ref(name), body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'NodeENI', metadata: { name }, spec: SPEC } })) as NodeENIObject;
+  return (await admin.createClusterCustomObject({ ...ref(name), body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'NodeENI', metadata: { name, ...(finalizers ? { finalizers } : {}) }, spec: SPEC } })) as NodeENIObject;
 }
+const removeFinalizer = (name: string, uid: string, observed?: ObservedNodeENI) =>
+  inActivity(() => kube.removeFinalizer({ name, uid, finalizerIndex: observed?.finalizerIndex }));
+/** Lets a NodeENI kept by the test's own finalizer go. */
+const release = (name: string) => admin.patchClusterCustomObject({ ...ref(name), body: [{ op: 'replace', path: '/metadata/finalizers', value: [] }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
 const read = async (name: string) => (await admin.getClusterCustomObject(ref(name))) as NodeENIObject;
 
 const status = (message: string): NodeENIStatus => ({
@@ -123,5 +128,50 @@ describe('writeStatus with the digest of what the pass observed', () => {
     sent.length = 0;
     expect(await write(name, obj.metadata.uid!, status('legacy'))).toMatchObject({ changed: false });
     expect(sent).toEqual(['GET']);
+  });
+});
+
+describe('removeFinalizer where the pass saw it', () => {
+  const OTHER = 'example.com/keep';
+
+  it('takes one request, and leaves the other finalizers', async () => {
+    const name = `sw-${RUN}-e`;
+    const obj = await createNodeEni(name, [OTHER, FINALIZER]);
+    const seen = await observe(name, obj.metadata.uid!);
+    expect(seen.finalizerIndex).toBe(1);
+    sent.length = 0;
+    expect(await removeFinalizer(name, obj.metadata.uid!, seen)).toEqual({ removed: true });
+    expect(sent).toEqual(['PATCH']);
+    expect((await read(name)).metadata.finalizers).toEqual([OTHER]);
+    await release(name);
+  });
+
+  it('when the finalizers moved since, reads and removes ours only', async () => {
+    const name = `sw-${RUN}-f`;
+    const obj = await createNodeEni(name, [FINALIZER]);
+    const seen = await observe(name, obj.metadata.uid!);
+    expect(seen.finalizerIndex).toBe(0);
+    // Someone else's finalizer lands in front of ours.
+    await admin.patchClusterCustomObject({ ...ref(name), body: [{ op: 'add', path: '/metadata/finalizers/0', value: OTHER }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+    sent.length = 0;
+    expect(await removeFinalizer(name, obj.metadata.uid!, seen)).toEqual({ removed: true });
+    expect(sent).toEqual(['PATCH', 'GET', 'PATCH']);
+    expect((await read(name)).metadata.finalizers).toEqual([OTHER]);
+    await release(name);
+  });
+
+  it('never from a NodeENI re-created under the same name', async () => {
+    const name = `sw-${RUN}-g`;
+    const old = await createNodeEni(name, [FINALIZER]);
+    const seen = await observe(name, old.metadata.uid!);
+    await release(name);
+    await admin.deleteClusterCustomObject(ref(name));
+    await expect.poll(async () => admin.getClusterCustomObject(ref(name)).then(() => 'there', () => 'gone')).toBe('gone');
+    await createNodeEni(name, [FINALIZER]);
+    sent.length = 0;
+    expect(await removeFinalizer(name, old.metadata.uid!, seen)).toEqual({ removed: false });
+    expect(sent).toEqual(['PATCH', 'GET']);
+    expect((await read(name)).metadata.finalizers).toEqual([FINALIZER]);
+    await release(name);
   });
 });

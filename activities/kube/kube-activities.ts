@@ -28,6 +28,8 @@ export interface ObservedNodeENI {
    * one request, without reading the object again. Absent in results recorded before it existed.
    */
   statusDigest?: string;
+  /** Where our finalizer stood in metadata.finalizers as read: removeFinalizer removes it in one request. Absent when it was not there, and in results recorded before it existed. */
+  finalizerIndex?: number;
   nodes: ObservedNode[];
 }
 
@@ -100,6 +102,7 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
         spec: obj.spec,
         status: obj.status ?? {},
         statusDigest: statusDigest(obj.status ?? {}),
+        ...((obj.metadata.finalizers ?? []).includes(FINALIZER) ? { finalizerIndex: obj.metadata.finalizers!.indexOf(FINALIZER) } : {}),
         nodes: nodes.sort((a, b) => a.name.localeCompare(b.name)),
       };
     },
@@ -165,7 +168,27 @@ export function createKubeActivities({ kc }: { kc: KubeConfig }) {
     },
 
     /** Removes our finalizer with optimistic concurrency (resourceVersion), once cleanup is complete. */
-    async removeFinalizer(input: { name: string; uid: string }): Promise<{ removed: boolean }> {
+    /**
+     * Removes our finalizer. With where the pass saw it (`finalizerIndex`), one JSON patch that holds
+     * only while the object is still this one and the finalizer still stands there; when either test
+     * fails (422), or without the index, the object is read and patched with its resourceVersion.
+     */
+    async removeFinalizer(input: { name: string; uid: string; finalizerIndex?: number }): Promise<{ removed: boolean }> {
+      if (input.finalizerIndex !== undefined) {
+        const at = `/metadata/finalizers/${input.finalizerIndex}`;
+        const ops = [
+          { op: 'test', path: '/metadata/uid', value: input.uid },
+          { op: 'test', path: at, value: FINALIZER },
+          { op: 'remove', path: at },
+        ];
+        try {
+          await custom.patchClusterCustomObject({ ...ref(input.name), body: ops }, jsonPatch);
+          return { removed: true };
+        } catch (err) {
+          if (httpCode(err) === 404) return { removed: false };
+          if (httpCode(err) !== 422) throw toKubeFailure(err, `remove finalizer from NodeENI ${input.name}`);
+        }
+      }
       const obj = await getNodeEni(input.name, input.uid);
       if (!obj || !(obj.metadata.finalizers ?? []).includes(FINALIZER)) return { removed: false };
       const finalizers = (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
