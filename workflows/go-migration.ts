@@ -101,7 +101,7 @@ export class GoControllerAdoption {
    * entity can run it beside the spec's resolution. Call once per pass, before `pass`. `acrossVpcs`:
    * look before the instances are known, in every VPC (`pass` keeps what lies in the nodes' VPCs).
    */
-  look(p: Pick<GoAdoptionPass, 'observed' | 'fullReadAt'> & { instances: InstanceInfo[]; acrossVpcs?: boolean }): GoLook {
+  look(p: Pick<GoAdoptionPass, 'observed' | 'instances' | 'fullReadAt'> & { acrossVpcs?: boolean }): GoLook {
     const rows = goControllerRows(p.observed.status);
     const fullPass = p.fullReadAt !== this.lastFullReadAt;
     this.lastFullReadAt = p.fullReadAt;

@@ -152,7 +152,8 @@ export const REPORTS_TRUSTED_PATCH = 'nodeeni-entity-reports-trusted';
 /**
  * The pass that removes the finalizer goes straight to it, without writing the status first: nobody
  * reads the status of an object that is about to go (the CleanupComplete Event names what is left
- * behind). A deletion ended 30–40 ms later for it. Asked in that pass.
+ * behind). The write and its workflow task came between the last teardown's report and the removal
+ * (30–40 ms in a single-node benchmark). Asked in that pass.
  */
 export const LAST_PASS_PATCH = 'nodeeni-entity-last-pass-no-status';
 
@@ -626,7 +627,7 @@ class NodeEniEntity {
       seen.outsideChanged = false;
     }
     // The references do not depend on the instances: read while they are.
-    let references = this.earlyReferences && instanceIds.length > 0 && (full || !seen.resolved) ? read.lookUpSpecReferences({ spec: observed.spec }) : undefined;
+    const references = this.earlyReferences && instanceIds.length > 0 && (full || !seen.resolved) ? read.lookUpSpecReferences({ spec: observed.spec }) : undefined;
     // Awaited only after the instances: a failed read must not go unhandled meanwhile.
     references?.catch(() => undefined);
     if (this.earlyReferences) startLook?.([], true);
@@ -641,10 +642,9 @@ class NodeEniEntity {
     if (full || !seen.resolved || vpcs.some((v) => !seen.resolved!.byVpc.has(v))) {
       let resolved: ResolvedSpec[];
       if (this.earlyReferences) {
-        references ??= read.lookUpSpecReferences({ spec: observed.spec });
-        const found = await references;
+        const found = vpcs.length === 0 ? undefined : await (references ?? read.lookUpSpecReferences({ spec: observed.spec }));
         // A VPC the references read across VPCs cannot tell about is looked up on its own.
-        resolved = await Promise.all(vpcs.map((vpcId) => resolveSpecInVpc(observed.spec, found, vpcId) ?? read.resolveSpec({ spec: observed.spec, vpcId })));
+        resolved = !found ? [] : await Promise.all(vpcs.map((vpcId) => resolveSpecInVpc(observed.spec, found, vpcId) ?? read.resolveSpec({ spec: observed.spec, vpcId })));
       } else resolved = await Promise.all(vpcs.map((vpcId) => read.resolveSpec({ spec: observed.spec, vpcId })));
       seen.resolved = { generation: observed.generation, byVpc: new Map(resolved.map((r) => [r.vpcId, r])) };
     }
