@@ -152,8 +152,25 @@ describe('fault rules', () => {
     expect(out.$metadata.attempts).toBe(2);
   }, 30_000);
 
+  it('afterEffect: the request takes effect, its answer is lost (dropped or replaced by an error)', async () => {
+    const { ec2, account } = client({ maxAttempts: 1 });
+    const world = await seedWorld(ec2, { instances: 1 });
+    const eniId = await createEni(ec2, subnet(world, 'multus-a').id);
+    await faults.addRules({ action: 'AttachNetworkInterface', afterEffect: true, dropConnection: true, count: 1, account });
+    await expect(attach(ec2, eniId, world.instances[0]!.id, 1)).rejects.toThrow();
+    expect((await describeEni(ec2, eniId)).Attachment).toMatchObject({ InstanceId: world.instances[0]!.id, DeviceIndex: 1 });
+
+    const other = await createEni(ec2, subnet(world, 'multus-a').id);
+    await faults.addRules({ action: 'DeleteNetworkInterface', afterEffect: true, code: 'InternalError', count: 1, account });
+    await expectEc2Error(ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: other })), 'InternalError', undefined, 500);
+    const left = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'network-interface-id', Values: [other] }] }));
+    expect(left.NetworkInterfaces).toEqual([]);
+    expect((await faults.rules()).map((r) => r.applied)).toEqual([1, 1]);
+  }, 30_000);
+
   it('rejects malformed rules and forwards non-EC2 paths unchanged', async () => {
     await expect(faults.addRules({ action: 'DescribeVpcs' })).rejects.toThrow(/HTTP 400/);
+    await expect(faults.addRules({ action: 'DescribeVpcs', afterEffect: true, latencyMs: 10 })).rejects.toThrow(/afterEffect replaces the answer/);
     const res = await fetch(`${proxy.endpoint}/moto-api/`);
     expect(res.status).toBe(200);
   });

@@ -1,7 +1,7 @@
 // The entity under ordinary production trouble, on the real backends: the
 // same node relabelled out and back in, a compensation followed by a retry,
-// passes failing for a while (an IAM outage), a provisioning that hangs, and a
-// continue-as-new while a child runs. The workflow never fails, and its state
+// passes failing for a while (an IAM outage), a provisioning that hangs, an
+// attach whose answer was lost, and a continue-as-new while a child runs. The workflow never fails, and its state
 // survives every one of them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
@@ -134,6 +134,32 @@ describe('bounded children', () => {
     await c.fault.clear();
     await eventually('Ready after the back-off', async () => isReady(await c.getNodeEni('deadline'), 1), 60_000);
     expect(await liveEnis(obj.metadata.uid)).toHaveLength(1);
+  });
+});
+
+describe('an answer lost on the way back', () => {
+  it('an ENI whose attach took effect, with its answer lost, is detached before it is deleted when a later step fails', async () => {
+    const node = c.nodes[0]!.name;
+    // EC2 attaches; the answer never arrives. The retry finds the ENI attached to this instance already.
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, afterEffect: true, dropConnection: true, count: 1 });
+    // A later step fails for good: the interface is not at the PCI address the spec names.
+    const obj = await c.createNodeEni('lost-answer', {
+      nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node },
+      subnetNames: ['multus-a', 'multus-b'],
+      securityGroupNames: ['multus-sg'],
+      dpdkResourceName: 'sriov_kernel',
+      dpdkPCIAddress: '0000:00:1f.7',
+    });
+    // Recorded once the undo has run: a delete without the detach is refused (InUse) until its schedule runs out.
+    const failed = await eventually('provisioning failed and undone', async () =>
+      (await eventsFor(c.core, obj.metadata.uid)).find((e) => e.reason === 'ProvisioningFailed' && e.message?.includes('PciAddressMismatch')), 60_000);
+    expect((await c.fault.rules())[0]).toMatchObject({ afterEffect: true, applied: 1 });
+    const [, eniId] = /undone: .*delete (eni-[0-9a-f]+) \(detached first if attached\)/.exec(failed.message ?? '') ?? [];
+    expect(eniId, failed.message).toBeDefined();
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).not.toContain(eniId);
+    await c.deleteNodeEni('lost-answer');
+    await eventually('gone', async () => (await c.getNodeEni('lost-answer')) === undefined, 60_000);
+    expect(await liveEnis(obj.metadata.uid)).toEqual([]);
   });
 });
 

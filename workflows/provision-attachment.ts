@@ -27,6 +27,15 @@ export const REPORT_FIRST_PATCH = 'nodeeni-child-report-first';
  */
 export const LOCAL_EVENTS_PATCH = 'nodeeni-child-events-local';
 
+/**
+ * A created ENI whose attach this child cannot vouch for is detached (when attached) before it is
+ * deleted: the attach's answer was lost and a retry found the ENI already attached here
+ * (`attachedNow: false`), or the attach was cancelled after EC2 took it. Before, the delete alone
+ * was refused with InvalidNetworkInterface.InUse until its schedule ran out. Asked in the undo,
+ * so a provisioning that succeeds records nothing.
+ */
+export const DETACH_CREATED_PATCH = 'provision-attachment-detach-created';
+
 /** The child's way to record an Event: a local activity where LOCAL_EVENTS_PATCH applies (ask once, at the start). */
 export function eventRecorder(paced: boolean): KubeActivities['recordEvent'] {
   return paced && patched(LOCAL_EVENTS_PATCH) ? kubeEventsLocal.recordEvent : kube.recordEvent;
@@ -70,6 +79,32 @@ interface Compensation {
 interface Stop {
   reason: 'ForceFinished' | 'ProvisionDeadlineExceeded';
   message: string;
+}
+
+type DetachEni = (input: { eniId: string; force: boolean }) => Promise<{ detached: 'requested' | 'already' }>;
+
+/**
+ * The undo for an ENI this child created: deleted, and first detached when no detach of its own is
+ * registered (DETACH_CREATED_PATCH). The detach looks before it acts: an ENI never attached costs one describe.
+ */
+function deleteCreated(eniId: string, detachTimeoutMs: number, detach: DetachEni, del: (input: { eniId: string }) => Promise<unknown>) {
+  let detachRegistered = false;
+  const compensation: Compensation = {
+    get what() {
+      return detachRegistered ? `delete ${eniId}` : `delete ${eniId} (detached first if attached)`;
+    },
+    run: async () => {
+      if (!detachRegistered && patched(DETACH_CREATED_PATCH)) {
+        const { detached } = await detach({ eniId, force: false });
+        if (detached === 'requested' && !(await ec2Compensation.waitForDetached({ eniId, timeoutMs: detachTimeoutMs })).detached) {
+          await detach({ eniId, force: true });
+          await ec2Compensation.waitForDetached({ eniId, timeoutMs: detachTimeoutMs });
+        }
+      }
+      await del({ eniId });
+    },
+  };
+  return { compensation, detachRegistered: () => void (detachRegistered = true) };
 }
 
 export async function provisionAttachment(input: ProvisionInput): Promise<ConfiguredAttachment> {
@@ -126,14 +161,16 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
   const ec2StepsAsBefore = async (): Promise<Ec2Result> => {
     const eni = await ec2.ensureEni(ensureInput);
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
+    // Registered before attach: the create is idempotent, so a lost attach response cannot leak it.
+    const undoCreate = eni.created ? deleteCreated(eni.eniId, input.detachTimeoutMs, ec2Compensation.detachEni, ec2Compensation.deleteEni) : undefined;
     if (eni.created) {
-      // Registered before attach: the create is idempotent, so a lost attach response cannot leak it.
-      compensations.unshift({ what: `delete ${eni.eniId}`, run: () => ec2Compensation.deleteEni({ eniId: eni.eniId }) });
+      compensations.unshift(undoCreate!.compensation);
       await event('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
     }
 
     const att = await ec2.attachEni({ eniId: eni.eniId, instanceId: key.instanceId, preferredDeviceIndex: input.preferredDeviceIndex });
     if (att.attachedNow) {
+      undoCreate?.detachRegistered();
       compensations.unshift({
         what: `detach ${eni.eniId}`,
         run: async () => {
@@ -167,8 +204,9 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       eni = await call.create.ensureEni.executeWithOptions({ summary: `create ENI in ${key.subnetId} for ${key.nodeName}` }, [{ ...ensureInput, observed: 'absent' }]);
     }
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
+    const undoCreate = eni.created ? deleteCreated(eni.eniId, input.detachTimeoutMs, undo.detach.detachEni, undo.delete.deleteEni) : undefined;
     if (eni.created) {
-      compensations.unshift({ what: `delete ${eni.eniId}`, run: () => undo.delete.deleteEni({ eniId: eni.eniId }) });
+      compensations.unshift(undoCreate!.compensation);
       await record('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
     }
 
@@ -178,6 +216,7 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
       // Attached elsewhere: no plan; the activity describes and says so.
       : await call.attach.attachEni.executeWithOptions({ summary: `attach ${eni.eniId} to ${key.instanceId}` }, [{ eniId: eni.eniId, instanceId: key.instanceId, preferredDeviceIndex: input.preferredDeviceIndex, planned: current ? undefined : observed.attach }]);
     if (att.attachedNow) {
+      undoCreate?.detachRegistered();
       compensations.unshift({
         what: `detach ${eni.eniId}`,
         run: async () => {

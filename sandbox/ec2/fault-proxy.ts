@@ -70,6 +70,11 @@ const faultRuleSchema = z
     count: z.number().int().positive().optional(),
     latencyMs: z.number().int().nonnegative().optional(),
     dropConnection: z.boolean().optional(),
+    /**
+     * The request reaches EC2 and takes effect first; the fault (code or dropConnection) then replaces
+     * its answer: an answer lost on the way back, after which a client cannot tell whether it happened.
+     */
+    afterEffect: z.boolean().optional(),
     /** Only requests for this x-moto-account-id (moto's default account when no header). */
     account: z.string().optional(),
     /** Only requests whose form parameters have these values, e.g. { NetworkInterfaceId: "eni-1" }. */
@@ -84,6 +89,9 @@ const faultRuleSchema = z
   .strict()
   .refine((r) => r.code !== undefined || r.latencyMs !== undefined || r.dropConnection === true, {
     message: 'a rule needs code, latencyMs or dropConnection',
+  })
+  .refine((r) => r.afterEffect !== true || r.code !== undefined || r.dropConnection === true, {
+    message: 'afterEffect replaces the answer: it needs code or dropConnection',
   });
 
 export type FaultRule = z.infer<typeof faultRuleSchema>;
@@ -418,14 +426,23 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     return {
       call,
       forward: () => forward(req, res, body),
-      fetchUpstream: () =>
-        new Promise<Ec2Reply>((resolve, reject) => {
-          upstream(req, body, (r) => {
-            readBody(r).then((b) => resolve({ status: r.statusCode ?? 502, headers: r.headers, body: b }), reject);
-          }, reject);
-        }),
+      fetchUpstream: () => fetchUpstream(req, body),
       send: (reply) => sendReply(res, reply),
     };
+  }
+
+  function fetchUpstream(req: IncomingMessage, body: Buffer): Promise<Ec2Reply> {
+    return new Promise<Ec2Reply>((resolve, reject) => {
+      upstream(req, body, (r) => {
+        readBody(r).then((b) => resolve({ status: r.statusCode ?? 502, headers: r.headers, body: b }), reject);
+      }, reject);
+    });
+  }
+
+  /** An exchange whose answer goes nowhere: the request takes effect, the client hears nothing of it. */
+  function effectOnly(req: IncomingMessage, body: Buffer, call: Ec2Call): Exchange {
+    const fetch = () => fetchUpstream(req, body);
+    return { call, forward: async () => void (await fetch()), fetchUpstream: fetch, send: () => undefined };
   }
 
   function forward(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
@@ -538,6 +555,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       if (rule.dropConnection) injected.dropped += 1;
       else if (rule.code !== undefined) injected.byCode[rule.code] = (injected.byCode[rule.code] ?? 0) + 1;
       if (rule.latencyMs) await sleep(rule.latencyMs);
+      // The request takes effect; its answer is thrown away and the fault sent instead.
+      if (rule.afterEffect) await fidelity.handle(effectOnly(req, body, call));
       if (rule.dropConnection) {
         req.socket.destroy();
         return;

@@ -50,7 +50,7 @@ const STATUS: Record<string, FixtureStatus> = { RUNNING: 'running', COMPLETED: '
 const REQUIRED = [
   'nodeEniEntity-lifecycle', 'nodeEniEntity-idle', 'provisionAttachment-ok', 'provisionAttachment-compensated',
   'teardownAttachment-ok', 'teardownAttachment-force-finished', 'devicePluginNode-published', 'resctrlNode-two-pods',
-  'nodeEniEntity-agent-away',
+  'nodeEniEntity-agent-away', 'provisionAttachment-lost-attach-answer',
 ];
 
 function historyLabel(): string {
@@ -194,6 +194,19 @@ describe('plain ENIs, compensation, force-finish, device plugin', () => {
     await record(c.client, 'compensated', p.workflowId, p.runId, 'failed');
     await c.deleteNodeEni('comp');
     await eventually('comp gone', async () => (await c.getNodeEni('comp')) === undefined, 60_000);
+  });
+
+  it('provisionAttachment: the attach took effect with its answer lost, a later step failed, detached and deleted', async () => {
+    await c.fault.clear();
+    await c.fault.addRules({ action: 'AttachNetworkInterface', account: c.account, afterEffect: true, dropConnection: true, count: 1 });
+    const obj = await c.createNodeEni('lost', { nodeSelector: onNode(1), subnetNames: ['storage-a'], securityGroupNames: ['storage-sg'], dpdkResourceName: 'sriov_kernel', dpdkPCIAddress: '0000:00:1f.7' });
+    const p = await childOf(c.client, obj, 'provisionAttachment');
+    await eventually('the first provisioning failed', async () => (await c.client.workflow.getHandle(p.workflowId, p.runId).describe()).status.name === 'FAILED', 60_000);
+    await c.fault.clear();
+    await record(c.client, 'lost-attach-answer', p.workflowId, p.runId, 'failed');
+    await c.deleteNodeEni('lost');
+    await eventually('lost gone', async () => (await c.getNodeEni('lost')) === undefined, 60_000);
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
   });
 
   it('teardownAttachment: stuck on DeleteNetworkInterface, force-finished', async () => {
