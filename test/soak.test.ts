@@ -32,8 +32,8 @@ describe('chaos soak (short)', () => {
     expect(report.kills['node-agent']).toBeGreaterThan(0);
     expect(report.temporalRestarts).toBeGreaterThanOrEqual(1);
     expect(report.faults.byCode.RequestLimitExceeded ?? 0).toBeGreaterThan(0);
-    // Each invariant, by name, so a failure says which one (details in the report's working directory).
-    const broken = (invariant: string) => report.violations.filter((v) => v.invariant === invariant).map((v) => v.message);
+    // Each invariant, by name, so a failure says which one, with its gist (all of it in the report's working directory).
+    const broken = (invariant: string) => report.violations.filter((v) => v.invariant === invariant).map((v) => [v.message, ...(v.gist ?? [])].join('\n    '));
     expect(broken('orphan-eni'), 'ENIs with our tags and no owner').toEqual([]);
     expect(broken('duplicate-attachment-key'), 'two ENIs for one attachment key').toEqual([]);
     expect(broken('convergence'), 'NodeENIs that did not converge within their bound').toEqual([]);

@@ -28,6 +28,7 @@ import { Client, Connection } from '@temporalio/client';
 // A CommonJS package: its namespaces come through the default export under Node's ESM loader.
 import proto from '@temporalio/proto';
 import { API_GROUP, API_VERSION, entityWorkflowId, NODEENI_PLURAL, nodeTaskQueue } from '../../common/names.js';
+import { stateQuery } from '../../common/workflow-api.js';
 import type { NodeENIObject, NodeENISpec } from '../../common/types.js';
 import { PROJECT_ROOT } from '../backends/tools.js';
 import { makeEc2Client } from '../ec2/client.js';
@@ -105,6 +106,8 @@ export interface Violation {
   invariant: 'orphan-eni' | 'duplicate-attachment-key' | 'convergence' | 'long-lived-workflow-ended' | 'long-lived-workflow-failing' | 'history-bound' | 'lifecycle-error' | 'final-state';
   message: string;
   at: string;
+  /** A few lines an engineer reads first; printed under the violation. */
+  gist?: string[];
   evidence?: unknown;
 }
 
@@ -225,9 +228,12 @@ function evidenceGist(ev: { status?: NodeENIObject['status']; entity?: unknown; 
   const lines = (ev.status?.conditions ?? []).map((c) => `${c.type} ${c.status} (${c.reason}): ${c.message.slice(0, 400)}`);
   for (const r of ev.status?.attachments ?? []) lines.push(`row ${r.nodeID}/${r.subnetID}: ${r.phase}${r.eniID ? ` ${r.eniID}` : ''}${r.message ? ` (${r.message.slice(0, 200)})` : ''}`);
   for (const e of ev.enis) lines.push(`EC2 ${e.id} on ${e.node ?? '?'}: ${JSON.stringify(e.attachment ?? null)}`);
-  const entity = ev.entity as { status?: string; historyLength?: number; lastEvents?: string[] } | string | undefined;
+  const entity = ev.entity as { status?: string; historyLength?: number; lastEvents?: string[]; believes?: unknown } | string | undefined;
   if (typeof entity === 'string') lines.push(`entity: ${entity}`);
-  else if (entity) lines.push(`entity ${entity.status}, ${entity.historyLength} events; last: ${(entity.lastEvents ?? []).slice(-12).map((e) => e.split(' ').slice(1).join(' ')).join(', ')}`);
+  else if (entity) {
+    lines.push(`entity ${entity.status}, ${entity.historyLength} events; last: ${(entity.lastEvents ?? []).slice(-12).map((e) => e.split(' ').slice(1).join(' ')).join(', ')}`);
+    if (entity.believes !== undefined) lines.push(`entity believes: ${JSON.stringify(entity.believes).slice(0, 1500)}`);
+  }
   return lines;
 }
 
@@ -456,7 +462,10 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
           const d = await handle.describe();
           const events = (await handle.fetchHistory()).events ?? [];
           const lastEvents = events.slice(-25).map((e) => `${e.eventId} ${e.eventTime?.seconds ? new Date(Number(e.eventTime.seconds) * 1000).toISOString() : ''} ${eventTypeName(e.eventType)}`);
-          entity = { runId: d.runId, status: d.status.name, historyLength: d.historyLength, lastEvents };
+          // What the entity itself believes: the children it waits for and the steps it backs off from.
+          const view = d.status.name === 'RUNNING' ? await handle.query(stateQuery).catch((err: unknown) => String(err)) : undefined;
+          const believes = typeof view === 'object' ? { inFlight: view.inFlight, failures: view.state.failures } : view;
+          entity = { runId: d.runId, status: d.status.name, historyLength: d.historyLength, lastEvents, believes };
         } catch (err) {
           entity = String(err);
         }
@@ -492,10 +501,11 @@ export async function runSoak(input: Partial<SoakOptions> = {}): Promise<SoakRep
         if (now > deadline) {
           steps.push({ lifecycle: lc.name, step, ms: now - t0, ok: false, afterFaultsMs: afterFaults ? now - from : undefined });
           const ev = await evidence(lc);
-          violation({ invariant: 'convergence', message: `${lc.name}: ${step} did not converge within ${Math.round((now - t0) / 1000)} s${afterFaults ? ' (faults had stopped)' : ''}: ${last.why}`, evidence: ev });
+          // The gist in the violation itself: CI keeps only the end of the output, not the working directory.
+          const gist = evidenceGist(ev);
+          violation({ invariant: 'convergence', message: `${lc.name}: ${step} did not converge within ${Math.round((now - t0) / 1000)} s${afterFaults ? ' (faults had stopped)' : ''}: ${last.why}`, gist, evidence: ev });
           await writeFile(path.join(dir, `not-converged-${lc.name}-${step}.json`), JSON.stringify(ev, null, 2)).catch(() => undefined);
-          // The gist in the timeline too: CI keeps the output, not the working directory.
-          for (const line of evidenceGist(ev)) log(`  ${line}`);
+          for (const line of gist) log(`  ${line}`);
           return false;
         }
         await sleep(1000);

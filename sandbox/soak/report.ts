@@ -26,7 +26,7 @@ export function reportTable(r: SoakReport): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   const valueWidth = Math.max(...rows.map(([, v]) => v.length));
   const row = (k: string, v: string) => `| ${k.padEnd(width)} | ${v.padEnd(valueWidth)} |`;
-  const violations = r.violations.map((v) => `  - ${v.invariant}: ${v.message}`);
+  const violations = r.violations.flatMap((v) => [`  - ${v.invariant}: ${v.message}`, ...(v.gist ?? []).map((l) => `      ${l}`)]);
   return [
     row('soak', 'figure'),
     `|${'-'.repeat(width + 2)}|${'-'.repeat(valueWidth + 2)}|`,
