@@ -11,6 +11,9 @@ import type { SweeperEc2Activities } from '../activities/ec2/sweeper-activities.
 import type { SweeperKubeActivities } from '../activities/kube/nodeeni-owners.js';
 import { ec2TaskQueue, nodeTaskQueue, type Ec2Api } from '../common/names.js';
 
+// Every activity has a Heartbeat Timeout: the workers heartbeat on its behalf (heartbeat-interceptor.ts),
+// so a worker killed mid-call costs seconds, not the whole Start-To-Close.
+
 /** EC2 calls retry until they succeed or fail for good; a stuck teardown is ended by force-finish. */
 export const ec2 = proxyActivities<Ec2Activities>({
   startToCloseTimeout: '60s',
@@ -103,11 +106,13 @@ export const kubeEventsLocal = proxyLocalActivities<Pick<KubeActivities, 'record
 
 export const devicePluginStarter = proxyActivities<DevicePluginStarterActivities>({
   startToCloseTimeout: '30s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
 export const childStatus = proxyActivities<ChildStatusActivities>({
   startToCloseTimeout: '60s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
@@ -118,6 +123,7 @@ export const childStatus = proxyActivities<ChildStatusActivities>({
 export const childStarter = proxyActivities<ChildStarterActivities>({
   startToCloseTimeout: '60s',
   scheduleToCloseTimeout: '5m',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
@@ -131,6 +137,8 @@ export function onNode(nodeName: string, scheduleToStartMs: number) {
     taskQueue: nodeTaskQueue(nodeName),
     scheduleToStartTimeout: scheduleToStartMs,
     startToCloseTimeout: '60s',
+    // An agent killed mid-step is noticed in seconds (the worker heartbeats for us), not after a minute.
+    heartbeatTimeout: '10s',
     retry: { initialInterval: '500ms', backoffCoefficient: 1.5, maximumInterval: '10s', maximumAttempts: 60 },
   });
 }

@@ -85,6 +85,7 @@ class ResctrlNode {
       taskQueue: nodeTaskQueue(this.nodeName),
       scheduleToStartTimeout: this.options.nodeAgentStartTimeoutMs,
       startToCloseTimeout: '60s',
+      heartbeatTimeout: '10s',
       retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
     });
     this.v3 = patched(RESCTRL_WATCH_PATCH);
