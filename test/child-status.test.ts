@@ -1,23 +1,26 @@
 // describeChildren, the entity's level-triggered check of its children, on the
 // real Temporal server: every way a child can end is read back in the order
 // asked, and a large window is described side by side, never more than
-// DESCRIBES_IN_FLIGHT at once.
+// DESCRIBES_IN_FLIGHT at once. startChildren, retried as after a worker died
+// mid-start: a child that completed is not run again, a running one is adopted,
+// one that failed starts again.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChildStatusActivities, DESCRIBES_IN_FLIGHT, type ChildStatus } from '../activities/temporal/child-status.js';
+import { createChildStarter } from '../activities/temporal/child-starter.js';
+import type { ChildStart } from '../common/workflow-api.js';
 import { getBackends } from './support/backends.js';
+import { startFixtureWorker, type FixtureWorker } from './support/fixture-worker.js';
+import { eventually } from './support/cluster.js';
 
 const taskQueue = `child-status-${randomUUID()}`;
 let connection: Connection;
-let workerConnection: NativeConnection;
 let client: Client;
-let worker: Worker;
-let workerRun: Promise<void>;
+let fixtures: FixtureWorker;
 let inFlight = 0;
 let mostInFlight = 0;
 
@@ -36,20 +39,11 @@ beforeAll(async () => {
     },
   };
   client = new Client({ connection, namespace: temporalNamespace, interceptors: { workflow: [counting] } });
-  workerConnection = await NativeConnection.connect({ address: temporalAddress });
-  worker = await Worker.create({
-    connection: workerConnection,
-    namespace: temporalNamespace,
-    taskQueue,
-    workflowsPath: path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/child-status/workflows.ts'),
-  });
-  workerRun = worker.run();
+  fixtures = await startFixtureWorker(taskQueue, path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/child-status/workflows.ts'));
 }, 120_000);
 
 afterAll(async () => {
-  worker?.shutdown();
-  await workerRun;
-  await workerConnection?.close();
+  await fixtures?.stop();
   await connection?.close();
 });
 
@@ -98,4 +92,39 @@ describe('describeChildren', () => {
     expect(await describeChildren([])).toEqual([]);
     expect(mostInFlight).toBe(0);
   });
+});
+
+describe('startChildren', () => {
+  // As in the control worker: the client shares the worker's connection (eager workflow start needs it).
+  const startChildren = (starts: ChildStart[]) =>
+    new MockActivityEnvironment({}, { client: new Client({ connection: fixtures.connection, namespace: getBackends().temporalNamespace }) })
+      .run(createChildStarter().startChildren, { taskQueue, starts }) as Promise<void>;
+  // The fixture workflows stand in for provisionAttachment and teardownAttachment.
+  const start = (workflowType: string, workflowId: string, input: unknown) =>
+    ({ workflowType, workflowId, input, summary: workflowId, nodeEniName: 'probe', nodeName: 'node-0' }) as unknown as ChildStart;
+  const runsOf = async (workflowId: string) => {
+    const out: string[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) out.push(wf.status.name);
+    return out.sort();
+  };
+
+  it('a retried window runs a completed child no second time, adopts the running one, starts the failed one again', async () => {
+    const window = [
+      start('endsWell', `${taskQueue}/start/completed`, 'eni-1'),
+      start('fails', `${taskQueue}/start/failed`, 'TeardownFailed'),
+      start('runs', `${taskQueue}/start/running`, undefined),
+    ];
+    await startChildren(window);
+    await client.workflow.getHandle(window[0]!.workflowId).result();
+    await client.workflow.getHandle(window[1]!.workflowId).result().catch(() => undefined);
+
+    // The retry a worker's death causes: the same window again.
+    await startChildren(window);
+    // Visibility lags the starts a little.
+    await eventually('every run visible', async () => (await runsOf(window[1]!.workflowId)).length === 2 && (await runsOf(window[0]!.workflowId)).length >= 1, 20_000);
+    expect(await runsOf(window[0]!.workflowId)).toEqual(['COMPLETED']);
+    expect(await runsOf(window[2]!.workflowId)).toEqual(['RUNNING']);
+    expect((await runsOf(window[1]!.workflowId)).filter((st) => st === 'FAILED').length).toBeGreaterThanOrEqual(1);
+    await client.workflow.getHandle(window[2]!.workflowId).terminate('test over');
+  }, 60_000);
 });
