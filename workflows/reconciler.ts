@@ -4,9 +4,9 @@
 // back-off, never a failed workflow; between passes the workflow sleeps until
 // a message marks it dirty, a resync or retry is due, or the pass asked to be
 // woken; when the history grows it continues-as-new (after every handler has
-// finished) with its typed state, so nothing a restart would lose lives only
+// finished, passes going on meanwhile) with its typed state, so nothing a restart would lose lives only
 // in this run's memory.
-import { allHandlersFinished, CancellationScope, condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, CancellationScope, condition, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 import type { BackoffOptions, PassFailure, ReconcilerState } from '../common/workflow-api.js';
 import { failureMessage, failureReason } from './failures.js';
 import { metrics } from './metrics.js';
@@ -42,6 +42,12 @@ export interface ReconcilerConfig {
    */
   idleWatch?: () => Promise<void>;
 }
+
+/**
+ * Before this patch a run due to end (continue-as-new, or done) waited for its handlers alone, and a
+ * handler waiting on a pass (forceFinish) then waited forever; with it, passes go on meanwhile.
+ */
+export const HANDLERS_WAIT_ON_PASSES_PATCH = 'reconciler-handlers-wait-on-passes';
 
 /** The longest a pass due to markDirtySoon waits for the one before it to be far enough behind. */
 const MAX_COALESCE_MS = 5000;
@@ -109,14 +115,28 @@ export class Reconciler {
         continue;
       }
       if (done) {
-        await condition(allHandlersFinished);
-        return;
+        if (await this.handlersFinished()) return;
+        continue;
       }
-      if (this.historyFull()) {
-        await condition(allHandlersFinished);
-        await this.config.continueAsNew();
-      }
+      if (this.historyFull() && (await this.handlersFinished())) await this.config.continueAsNew();
     }
+  }
+
+  /**
+   * Waits for every handler to finish before this run ends. A handler may itself wait on a later pass
+   * (forceFinish waits for the reports of the children a pass told to stop): waiting for the handlers
+   * alone would then wait forever, with no pass running. With HANDLERS_WAIT_ON_PASSES_PATCH a message
+   * that marks the loop dirty runs that pass first (false: not finished yet). Histories recorded before
+   * it wait for the handlers alone, as they did.
+   */
+  private async handlersFinished(): Promise<boolean> {
+    if (allHandlersFinished()) return true;
+    if (!patched(HANDLERS_WAIT_ON_PASSES_PATCH)) {
+      await condition(allHandlersFinished);
+      return true;
+    }
+    await condition(() => allHandlersFinished() || this.dirty || this.dirtySoon);
+    return allHandlersFinished();
   }
 
   /** True when the watch or a message said a pass is due; false when the watch could not run. */
