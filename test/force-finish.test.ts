@@ -1,5 +1,6 @@
 // Force-finish: an operator ends a teardown stuck on a persistent EC2 error,
-// from our CLI's client code and from the `temporal` CLI.
+// from our CLI's client code and from the `temporal` CLI, also when the
+// teardown it must stop has already ended without reporting.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,5 +80,25 @@ describe('force-finish', () => {
     await eventually('object gone', async () => (await c.getNodeEni('stuck2')) === undefined);
     await c.fault.clear();
     expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => tagOf(e, TAG.leaked))).toEqual(['decommissioned by hand']);
+  });
+
+  it('answers when the teardown it must stop has already ended without a word (terminated by hand): its ENI is left', async () => {
+    const { obj, eniId } = await readyNodeEni('ended', c.nodes[1]!.name);
+    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, match: { NetworkInterfaceId: eniId }, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    await c.deleteNodeEni('ended');
+    const child = await eventually('teardown child running', async () => (await entityView(c.client, obj.metadata.name)).inFlight.find((f) => f.op === 'teardown'), 30_000);
+    // Ended without reporting: the entity still holds it in flight until its children check (30 s).
+    await c.client.workflow.getHandle(child.workflowId).terminate('an operator cleaning up by hand');
+    // Before nodeeni-entity-force-kept, telling the ended child to stop failed the pass and the request was lost: no answer, ever.
+    const res = await Promise.race([
+      forceFinish(c.client, obj.metadata.name, { reason: 'ticket OPS-3: teardown terminated by hand' }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('forceFinish: no answer within 25 s')), 25_000)),
+    ]);
+    expect(res.leftBehind).toEqual([eniId]);
+    await eventually('object gone', async () => (await c.getNodeEni('ended')) === undefined, 60_000);
+    await c.fault.clear();
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => [e.NetworkInterfaceId, tagOf(e, TAG.leaked)])).toEqual([[eniId, 'ticket OPS-3: teardown terminated by hand']]);
+    const events = await eventsFor(c.core, obj.metadata.uid);
+    expect(events.find((e) => e.reason === 'ForceFinished')?.message).toContain(eniId);
   });
 });

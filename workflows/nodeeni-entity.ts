@@ -11,6 +11,7 @@ import {
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
+  isCancellation,
   patched,
   makeContinueAsNewFunc,
   setCurrentDetails,
@@ -166,6 +167,15 @@ export const LAST_PASS_PATCH = 'nodeeni-entity-last-pass-no-status';
  * instances.
  */
 export const EARLY_REFERENCES_PATCH = 'nodeeni-entity-early-references';
+
+/**
+ * An operator's force-finish survives a pass that fails while applying it, and telling a child that
+ * has just ended to stop is not a failure (its report, or the children check, says how it ended).
+ * Before, the request was taken off the list before it was applied: a child that ended during the
+ * pass failed the signal, the pass failed, and the request was lost, so the forceFinish update
+ * waited forever. Asked in a pass that applies a request.
+ */
+export const FORCE_KEPT_PATCH = 'nodeeni-entity-force-kept';
 
 /** Children started by one activity: 25 provisioning inputs stay far below Temporal's payload warnings. */
 const STARTS_PER_ACTIVITY = 25;
@@ -403,7 +413,16 @@ class NodeEniEntity {
     let plan = planFor();
     this.removing = plan.removing;
     if (state.pendingForce.length > 0) {
-      for (const req of state.pendingForce.splice(0)) this.forceOutcomes.set(req, await this.applyForce(req, plan));
+      if (patched(FORCE_KEPT_PATCH)) {
+        // Taken off the list once applied: a pass that fails in between applies it again (each step is idempotent).
+        while (state.pendingForce.length > 0) {
+          const req = state.pendingForce[0]!;
+          this.forceOutcomes.set(req, await this.applyForce(req, plan, true));
+          state.pendingForce.shift();
+        }
+      } else {
+        for (const req of state.pendingForce.splice(0)) this.forceOutcomes.set(req, await this.applyForce(req, plan, false));
+      }
       plan = planFor();
       this.removing = plan.removing;
     }
@@ -556,7 +575,8 @@ class NodeEniEntity {
       }
       const failureKey = `eni:${child.eniId}`;
       if (!outcome.ok) {
-        this.recordFailure(failureKey, outcome.reason, outcome.message, child.generation);
+        // An ENI force-finish left while its teardown was ending is not retried: nothing to back off from.
+        if (!state.leaked.some((l) => l.eniID === child.eniId)) this.recordFailure(failureKey, outcome.reason, outcome.message, child.generation);
         continue;
       }
       delete state.failures[failureKey];
@@ -826,23 +846,38 @@ class NodeEniEntity {
   }
 
   /** Applies an operator's force-finish: running children are told to stop, waiting teardowns are left at once. */
-  private async applyForce(req: ForceFinishRequest, plan: Plan): Promise<ForceOutcome> {
+  private async applyForce(req: ForceFinishRequest, plan: Plan, childMayHaveEnded: boolean): Promise<ForceOutcome> {
     const outcome: ForceOutcome = { childIds: [], eniIds: [] };
     for (const child of Object.values(this.children)) {
       if (!this.matchesForce(req, child.node)) continue;
-      await getExternalWorkflowHandle(child.workflowId).signal(childForceSignal, req);
+      const told = await getExternalWorkflowHandle(child.workflowId).signal(childForceSignal, req).then(() => true, (err: unknown) => {
+        if (isCancellation(err) || !childMayHaveEnded) throw err;
+        log.info('force-finish: the child had already ended', { workflowId: child.workflowId, error: String(err) });
+        return false;
+      });
+      if (!told && child.op === 'teardown' && child.eniId) {
+        // It ended before it could be told (and left its ENI, unless it deleted it): leave the ENI as a waiting teardown's.
+        await this.leaveForced(req, child.eniId, child.node, child.instanceId);
+        outcome.eniIds.push(child.eniId);
+        continue;
+      }
       outcome.childIds.push(child.workflowId);
       if (child.eniId) outcome.eniIds.push(child.eniId);
     }
     const busy = new Set(Object.values(this.children).map((c) => c.eniId));
     for (const eni of plan.removing) {
       if (busy.has(eni.eniId) || !this.matchesForce(req, eni.nodeName)) continue;
-      await (this.v3 ? pacedEc2().modify : ec2).tagLeaked({ eniId: eni.eniId, reason: req.reason });
-      this.leave({ eniID: eni.eniId, nodeID: eni.nodeName ?? '', instanceID: eni.instanceId ?? '', reason: req.reason });
+      await this.leaveForced(req, eni.eniId, eni.nodeName, eni.instanceId);
       outcome.eniIds.push(eni.eniId);
-      await this.event('Warning', 'ForceFinished', `teardown of ${eni.eniId} on node ${eni.nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
     }
     return outcome;
+  }
+
+  /** A teardown nobody runs, force-finished: its ENI tagged for the sweeper (nothing to tag if it is gone), recorded, told. */
+  private async leaveForced(req: ForceFinishRequest, eniId: string, nodeName: string | undefined, instanceId: string | undefined): Promise<void> {
+    await (this.v3 ? pacedEc2().modify : ec2).tagLeaked({ eniId, reason: req.reason });
+    this.leave({ eniID: eniId, nodeID: nodeName ?? '', instanceID: instanceId ?? '', reason: req.reason });
+    await this.event('Warning', 'ForceFinished', `teardown of ${eniId} on node ${nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
   }
 
   // ---- reporting -----------------------------------------------------------
