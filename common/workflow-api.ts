@@ -329,7 +329,21 @@ export interface TeardownInput {
 
 export type TeardownResult =
   | { eniId: string; outcome: 'deleted'; nodeStep: string }
-  | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string };
+  /** `gone`: EC2 no longer had the ENI when it was to be tagged (deleted just before the force), so nothing is left behind. */
+  | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string; gone?: true };
+
+/**
+ * What tagging a force-finished ENI for the sweeper found. Results recorded before this existed are
+ * empty: read them as found, which is what they were taken for.
+ */
+export interface LeakTagResult {
+  found: boolean;
+}
+
+/** Whether a tagLeaked result says the ENI was already gone. */
+export function leakTagFoundGone(result: LeakTagResult | void | undefined): boolean {
+  return result?.found === false;
+}
 
 /**
  * A provisioning or teardown workflow an entity has the control worker start for it

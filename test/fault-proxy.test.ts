@@ -5,6 +5,7 @@
 import {
   AttachNetworkInterfaceCommand,
   CreateNetworkInterfaceCommand,
+  CreateTagsCommand,
   DeleteNetworkInterfaceCommand,
   DeleteSecurityGroupCommand,
   DescribeInstancesCommand,
@@ -409,6 +410,18 @@ describe('real-EC2 behaviours moto lacks', () => {
     await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: attachmentId }));
     await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eni }));
     await expectEc2Error(describeEni(ec2, eni), 'InvalidNetworkInterfaceID.NotFound');
+  }, 30_000);
+
+  it('refuses to tag an ENI that does not exist (moto tags any id) and tags nothing', async () => {
+    const { ec2 } = client();
+    const world = await seedWorld(ec2, { instances: 0 });
+    const [kept, gone] = [await createEni(ec2, subnet(world, 'multus-a').id), await createEni(ec2, subnet(world, 'multus-a').id)];
+    await ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: gone }));
+    await expectEc2Error(ec2.send(new CreateTagsCommand({ Resources: [kept, gone], Tags: [{ Key: 'leaked', Value: 'x' }] })),
+      'InvalidNetworkInterfaceID.NotFound', new RegExp(`The networkInterface ID '${gone}' does not exist`));
+    expect((await describeEni(ec2, kept)).TagSet ?? []).toEqual([]);
+    await ec2.send(new CreateTagsCommand({ Resources: [kept], Tags: [{ Key: 'leaked', Value: 'x' }] }));
+    expect((await describeEni(ec2, kept)).TagSet).toEqual([{ Key: 'leaked', Value: 'x' }]);
   }, 30_000);
 
   it('refuses to detach the device-index-0 interface even when others are attached', async () => {

@@ -1,9 +1,11 @@
 // Force-finish: an operator ends a teardown stuck on a persistent EC2 error,
 // from our CLI's client code and from the `temporal` CLI, also when the
-// teardown it must stop has already ended without reporting.
+// teardown it must stop has already ended without reporting, and when the ENI
+// it would leave is already gone (then nothing is said to be left behind).
 import { execFile } from 'node:child_process';
+import { DeleteNetworkInterfaceCommand } from '@aws-sdk/client-ec2';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId, TAG } from '../common/names.js';
 import { forceFinish, entityView } from '../cli/operator-client.js';
 import { TOOL } from '../sandbox/backends/tools.js';
@@ -18,6 +20,10 @@ const run = promisify(execFile);
 let c: TestCluster;
 beforeAll(async () => {
   c = await createTestCluster();
+});
+// A test that fails midway must not leave its faults to the next.
+afterEach(async () => {
+  await c?.fault.clear();
 });
 afterAll(async () => {
   await c?.fault.clear();
@@ -113,5 +119,43 @@ describe('force-finish', () => {
     });
     expect(patches).toContain(FORCE_KEPT_PATCH);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, entityWorkflowId(obj.metadata.name, obj.metadata.uid));
+  });
+
+  it('leaves nothing behind when EC2 deleted the ENI but every answer to the delete was lost', async () => {
+    const { obj, eniId } = await readyNodeEni('lost-answer', c.nodes[0]!.name);
+    // The delete takes effect; the teardown only ever hears InternalError, so it retries an ENI that is gone.
+    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, match: { NetworkInterfaceId: eniId }, code: 'InternalError', afterEffect: true, message: 'injected: answer lost' });
+    await stuckDeleting('lost-answer');
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toEqual([]);
+
+    const res = await forceFinish(c.client, obj.metadata.name, { reason: 'ticket OPS-4: delete keeps failing' });
+    expect(res.leftBehind).toEqual([]);
+    await eventually('object gone', async () => (await c.getNodeEni('lost-answer')) === undefined, 60_000);
+    await c.fault.clear();
+    const result = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).result();
+    expect(result).toEqual({ leftBehind: [] });
+    const forced = (await eventsFor(c.core, obj.metadata.uid)).find((e) => e.reason === 'ForceFinished');
+    expect([forced?.type, forced?.message]).toEqual(['Normal', expect.stringContaining(`${eniId} force-finished: ticket OPS-4: delete keeps failing; the ENI was already deleted`)]);
+  });
+
+  it('leaves nothing behind when the teardown it must stop ended without a word and its ENI is gone', async () => {
+    const { obj, eniId } = await readyNodeEni('ended-gone', c.nodes[2]!.name);
+    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, match: { NetworkInterfaceId: eniId }, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    await c.deleteNodeEni('ended-gone');
+    const child = await eventually('teardown child running', async () => (await entityView(c.client, obj.metadata.name)).inFlight.find((f) => f.op === 'teardown'), 30_000);
+    expect(child.eniId).toBe(eniId);
+    await eventually('teardown stuck on DeleteNetworkInterface', async () => (await c.fault.rules()).some((r) => r.match?.NetworkInterfaceId === eniId && r.applied >= 1), 30_000);
+    // Ended without reporting, and the ENI deleted by hand, both behind the entity's back.
+    await c.client.workflow.getHandle(child.workflowId).terminate('an operator cleaning up by hand');
+    await c.fault.clear();
+    await c.ec2.send(new DeleteNetworkInterfaceCommand({ NetworkInterfaceId: eniId }));
+
+    const res = await forceFinish(c.client, obj.metadata.name, { reason: 'ticket OPS-5: cleaned up by hand' });
+    expect(res.leftBehind).toEqual([]);
+    await eventually('object gone', async () => (await c.getNodeEni('ended-gone')) === undefined, 60_000);
+    const result = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).result();
+    expect(result).toEqual({ leftBehind: [] });
+    const forced = (await eventsFor(c.core, obj.metadata.uid)).find((e) => e.reason === 'ForceFinished');
+    expect([forced?.type, forced?.message]).toEqual(['Normal', expect.stringContaining('the ENI was already deleted, nothing is left behind')]);
   });
 });

@@ -32,6 +32,7 @@ import {
   emptyEntityState,
   forceFinishSignal,
   forceFinishUpdate,
+  leakTagFoundGone,
   nodeAgentStartedSignal,
   reconcileSignal,
   stateQuery,
@@ -581,7 +582,7 @@ class NodeEniEntity {
       }
       delete state.failures[failureKey];
       if (state.configured[child.key]?.eniId === child.eniId) delete state.configured[child.key];
-      if (outcome.result.outcome === 'forced') this.leave({ eniID: outcome.result.eniId, nodeID: child.node, instanceID: child.instanceId ?? '', reason: outcome.result.reason });
+      if (outcome.result.outcome === 'forced' && !outcome.result.gone) this.leave({ eniID: outcome.result.eniId, nodeID: child.node, instanceID: child.instanceId ?? '', reason: outcome.result.reason });
     }
     return reported;
   }
@@ -857,7 +858,8 @@ class NodeEniEntity {
       });
       if (!told && child.op === 'teardown' && child.eniId) {
         // It ended before it could be told (and left its ENI, unless it deleted it): leave the ENI as a waiting teardown's.
-        await this.leaveForced(req, child.eniId, child.node, child.instanceId);
+        // Gone from EC2, there is nothing more to hear from it: a report still on its way changes nothing.
+        if (!(await this.leaveForced(req, child.eniId, child.node, child.instanceId))) delete this.children[child.workflowId];
         outcome.eniIds.push(child.eniId);
         continue;
       }
@@ -873,11 +875,21 @@ class NodeEniEntity {
     return outcome;
   }
 
-  /** A teardown nobody runs, force-finished: its ENI tagged for the sweeper (nothing to tag if it is gone), recorded, told. */
-  private async leaveForced(req: ForceFinishRequest, eniId: string, nodeName: string | undefined, instanceId: string | undefined): Promise<void> {
-    await (this.v3 ? pacedEc2().modify : ec2).tagLeaked({ eniId, reason: req.reason });
+  /**
+   * A teardown nobody runs, force-finished: its ENI tagged for the sweeper, recorded, told. An ENI EC2
+   * no longer has (its teardown deleted it, then ended before it was told) is not left behind. Says
+   * whether the ENI was left.
+   */
+  private async leaveForced(req: ForceFinishRequest, eniId: string, nodeName: string | undefined, instanceId: string | undefined): Promise<boolean> {
+    const tagged = await (this.v3 ? pacedEc2().modify : ec2).tagLeaked({ eniId, reason: req.reason });
+    if (leakTagFoundGone(tagged)) {
+      delete this.state.failures[`eni:${eniId}`];
+      await this.event('Normal', 'ForceFinished', `teardown of ${eniId} on node ${nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI was already deleted, nothing is left behind`);
+      return false;
+    }
     this.leave({ eniID: eniId, nodeID: nodeName ?? '', instanceID: instanceId ?? '', reason: req.reason });
     await this.event('Warning', 'ForceFinished', `teardown of ${eniId} on node ${nodeName ?? 'unknown'} force-finished: ${req.reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
+    return true;
   }
 
   // ---- reporting -----------------------------------------------------------

@@ -4,7 +4,7 @@
 // the ENI is tagged as left behind, and the workflow reports what it left.
 import { ApplicationFailure, CancellationScope, condition, isCancellation, patched, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { SA_ENI_ID } from '../common/search-attributes.js';
-import { childForceSignal, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
+import { childForceSignal, leakTagFoundGone, type ForceFinishRequest, type TeardownInput, type TeardownResult } from '../common/workflow-api.js';
 import { failureMessage, failureReason, isNodeAgentUnavailable } from './failures.js';
 import { metrics, secondsSinceStart } from './metrics.js';
 import type { EventInput } from '../activities/kube/kube-activities.js';
@@ -87,18 +87,23 @@ async function tearDown(input: TeardownInput, recorded: Promise<void>[], collect
 
   const finishForced = async (nodeStep: string): Promise<TeardownResult> => {
     const reason = forced!.reason;
+    // The step the force cancelled may have deleted the ENI already: then EC2 has nothing to tag and nothing is left.
+    let gone = false;
     await CancellationScope.nonCancellable(async () => {
-      await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined);
-      await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
+      gone = leakTagFoundGone(await (paced?.modify ?? ec2).tagLeaked({ eniId, reason }).catch(() => undefined));
+      if (gone) await event('Normal', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI was already deleted, nothing is left behind`);
+      else await event('Warning', 'ForceFinished', `teardown of ${eniId} force-finished: ${reason}; the ENI is left in EC2, tagged for the leaked-ENI sweeper`);
       await Promise.allSettled(recorded);
       if (collected) await recordCollected(collected);
     });
     if (paced) {
       // A forced teardown completes like a clean one: its memo and details say it was not.
-      upsertMemo({ outcome: 'forced', reason, leftBehind: eniId });
-      setCurrentDetails(`**Force-finished**: ${eniId} left in EC2 (tagged ${'`'}leaked${'`'} for the sweeper): ${reason}`);
+      upsertMemo({ outcome: 'forced', reason, leftBehind: gone ? null : eniId });
+      setCurrentDetails(gone
+        ? `**Force-finished**: ${eniId} was already deleted: ${reason}`
+        : `**Force-finished**: ${eniId} left in EC2 (tagged ${'`'}leaked${'`'} for the sweeper): ${reason}`);
     }
-    return { eniId, outcome: 'forced', reason, nodeStep };
+    return gone ? { eniId, outcome: 'forced', reason, nodeStep, gone } : { eniId, outcome: 'forced', reason, nodeStep };
   };
 
   const showStep = (what: string) => setCurrentDetails(`**Teardown of ${eniId}** (node ${input.nodeName ?? 'unknown'}): ${what}`);

@@ -27,6 +27,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, MAX_ENIS_PER_NARROW_READ, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
+import type { LeakTagResult } from '../../common/workflow-api.js';
 import { groupNamesOf, resolveSpecInVpc, subnetIdsOf, subnetNamesOf, type FoundGroup, type FoundSubnet, type ResolvedSpec, type SpecReferences } from '../../common/spec-references.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
@@ -632,13 +633,15 @@ export function createEc2Activities({ ec2, pollMs = 200 }: Ec2Deps) {
     },
 
     /** Marks an ENI left behind by a force-finish, for the leaked-ENI sweeper. */
-    async tagLeaked(input: { eniId: string; reason: string }): Promise<void> {
+    async tagLeaked(input: { eniId: string; reason: string }): Promise<LeakTagResult> {
       try {
         await ec2.send(
           new CreateTagsCommand({ Resources: [input.eniId], Tags: [{ Key: TAG.leaked, Value: input.reason.slice(0, 255) }] }),
         );
+        return { found: true };
       } catch (err) {
-        if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return;
+        // Deleted meanwhile (a teardown that ended well just before it was told to stop): nothing is left behind.
+        if (isEc2Code(err, 'InvalidNetworkInterfaceID.NotFound')) return { found: false };
         throw toEc2Failure(err, `CreateTags ${input.eniId}`);
       }
     },

@@ -2,7 +2,8 @@
 // proxy in front of moto: ENI in-use / AZ / device-index checks, primary-ENI
 // detach refusal, CreateNetworkInterface ClientToken idempotency, optional
 // attaching/detaching transitional states, attachment DeleteOnTermination (set
-// with ModifyNetworkInterfaceAttribute, honoured by TerminateInstances). moto's
+// with ModifyNetworkInterfaceAttribute, honoured by TerminateInstances), CreateTags
+// refusing an ENI that does not exist. moto's
 // state is read and changed with the SDK straight from moto, in the caller's
 // region and account.
 import {
@@ -187,6 +188,8 @@ export class Ec2Fidelity {
         return this.lock.run(scope, () => this.modifyAttachment(x, scope));
       case 'TerminateInstances':
         return this.lock.run(scope, () => this.terminate(x, scope));
+      case 'CreateTags':
+        return this.lock.run(scope, () => this.createTags(x));
       default:
         if (DESCRIBES_WITH_ATTACHMENTS.has(call.action)) return this.describeWithOverrides(x, scope);
         return x.forward();
@@ -302,6 +305,22 @@ export class Ec2Fidelity {
     if (!pending) return;
     clearTimeout(pending.timer);
     this.transitions.delete(attachmentId);
+  }
+
+  /**
+   * CreateTags on an ENI that does not exist: EC2 refuses (and tags nothing), moto tags the id anyway.
+   * Only ENI ids are checked; other resources go to moto as they are.
+   */
+  private async createTags(x: Exchange): Promise<void> {
+    const eniIds = [...x.call.params.entries()].filter(([k, v]) => /^ResourceId\.\d+$/.test(k) && v.startsWith('eni-')).map(([, v]) => v);
+    if (eniIds.length > 0) {
+      const out = await this.inspector(x.call).send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'network-interface-id', Values: eniIds }] }));
+      const found = new Set((out.NetworkInterfaces ?? []).map((n) => n.NetworkInterfaceId));
+      const missing = eniIds.find((id) => !found.has(id));
+      // moto's code and wording for an unknown ENI id.
+      if (missing) return x.send(ec2ErrorReply(400, 'InvalidNetworkInterfaceID.NotFound', `The networkInterface ID '${missing}' does not exist`));
+    }
+    return x.forward();
   }
 
   /** ModifyNetworkInterfaceAttribute with `Attachment.*`: checked and recorded here, the rest applied by moto. */
