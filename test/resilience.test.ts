@@ -1,13 +1,18 @@
 // The entity under ordinary production trouble, on the real backends: the
 // same node relabelled out and back in, a compensation followed by a retry,
-// passes failing for a while (an IAM outage), a provisioning that hangs, an
+// passes failing for a while (an IAM outage), the failure of a node that left
+// forgotten, a provisioning that hangs, an
 // attach whose answer was lost, and a continue-as-new while a child runs. The workflow never fails, and its state
 // survives every one of them.
+import { defaultPayloadConverter } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
 import { reconcileSignal, stateQuery } from '../common/workflow-api.js';
 import { forceFinish } from '../cli/operator-client.js';
-import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
+import { PRUNE_FAILURES_PATCH } from '../workflows/nodeeni-entity.js';
+import { dataConverter } from '../workers/payload-codec.js';
+import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
 
 let c: TestCluster;
@@ -104,6 +109,35 @@ describe('a failed pass is a condition, an Event and a retry', () => {
     const view = await handle.query(stateQuery);
     expect(Object.values(view.state.configured).map((a) => a.eniId)).toEqual([eni!.id]);
     expect((await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason)).toContain('ReconcileRecovered');
+  });
+
+  it('forgets the failure of a node relabelled out: nothing will retry it', async () => {
+    const node = c.nodes[1]!.name;
+    await c.labelNode(node, { prune: 'in' });
+    await c.fault.addRules({ action: 'CreateNetworkInterface', account: c.account, code: 'InvalidParameterValue', message: 'injected: create refused' });
+    const obj = await c.createNodeEni('forgotten', { nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node, prune: 'in' }, subnetNames: ['multus-a'], securityGroupNames: ['multus-sg'] });
+    const handle = c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid));
+    const failing = await eventually('the provisioning failed, backing off', async () => {
+      const keys = Object.keys((await handle.query(stateQuery)).state.failures);
+      return keys.length > 0 && keys;
+    }, 60_000);
+    expect(failing).toEqual([expect.stringContaining(`/${node}/`)]);
+
+    await c.labelNode(node, { prune: null });
+    await eventually('the failure forgotten', async () => Object.keys((await handle.query(stateQuery)).state.failures).length === 0, 30_000);
+    const o = await c.getNodeEni('forgotten');
+    expect(conditionOf(o, 'Ready')?.reason).toBe('NoMatchingNodes');
+    expect(conditionOf(o, 'Progressing')?.message).not.toContain('backing off');
+    await c.fault.clear();
+
+    // Its history, with the patch recorded where the failure was forgotten, replays.
+    const history = await handle.fetchHistory();
+    const patches = (history.events ?? []).flatMap((e) => {
+      const p = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
+      return p ? [(defaultPayloadConverter.fromPayload(p) as { id: string }).id] : [];
+    });
+    expect(patches).toContain(PRUNE_FAILURES_PATCH);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, handle.workflowId);
   });
 });
 

@@ -178,6 +178,15 @@ export const EARLY_REFERENCES_PATCH = 'nodeeni-entity-early-references';
  */
 export const FORCE_KEPT_PATCH = 'nodeeni-entity-force-kept';
 
+/**
+ * A failure is forgotten once nothing will retry it: its attachment is no longer wanted (the node left
+ * or was relabelled out, the NodeENI is going) or EC2 no longer has its ENI. Before, such records stayed
+ * in the state for the entity's life, carried across continue-as-new: with nodes coming and going they
+ * piled up, the UI's Current Details listed them as failing, Progressing counted them as backing off,
+ * and the loop woke for their retry times. Asked in a pass that finds one.
+ */
+export const PRUNE_FAILURES_PATCH = 'nodeeni-entity-prune-failures';
+
 /** Children started by one activity: 25 provisioning inputs stay far below Temporal's payload warnings. */
 const STARTS_PER_ACTIVITY = 25;
 
@@ -464,6 +473,7 @@ class NodeEniEntity {
     for (const eni of teardown) await this.startTeardown(eni, observed.generation);
     await this.flushStarts();
 
+    if (this.v3) this.pruneFailures(plan, managed);
     const inFlight = Object.values(this.children);
     setCurrentDetails(this.v3 ? detailsV3(name, this.entityId, plan, inFlight, state) : details(name, plan, inFlight, state));
     const finishing = !alive && inFlight.length === 0 && plan.removing.length === 0 && Object.keys(state.devicePlugin).length === 0;
@@ -616,6 +626,14 @@ class NodeEniEntity {
     const attempts = (this.state.failures[key]?.attempts ?? 0) + 1;
     const backoff = Math.min(MAX_BACKOFF_MS, this.opts.failureBackoffSeconds * 1000 * 2 ** Math.min(attempts - 1, 20));
     this.state.failures[key] = { reason, message, generation, attempts, retryAt: Date.now() + backoff };
+  }
+
+  /** Forgets the failures of attachments no longer wanted and of ENIs EC2 no longer has (PRUNE_FAILURES_PATCH). */
+  private pruneFailures(plan: Plan, managed: ManagedEni[]): void {
+    const retried = new Set([...plan.desired.map((d) => d.keyString), ...managed.map((e) => `eni:${e.eniId}`)]);
+    const stale = Object.keys(this.state.failures).filter((key) => !retried.has(key));
+    if (stale.length === 0 || !patched(PRUNE_FAILURES_PATCH)) return;
+    for (const key of stale) delete this.state.failures[key];
   }
 
   private leave(record: LeakedENI): void {
