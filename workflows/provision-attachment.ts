@@ -163,8 +163,8 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
     // Registered before attach: the create is idempotent, so a lost attach response cannot leak it.
     const undoCreate = eni.created ? deleteCreated(eni.eniId, input.detachTimeoutMs, ec2Compensation.detachEni, ec2Compensation.deleteEni) : undefined;
-    if (eni.created) {
-      compensations.unshift(undoCreate!.compensation);
+    if (undoCreate) {
+      compensations.unshift(undoCreate.compensation);
       await event('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
     }
 
@@ -205,8 +205,8 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     }
     upsertSearchAttributes([{ key: SA_ENI_ID, value: eni.eniId }]);
     const undoCreate = eni.created ? deleteCreated(eni.eniId, input.detachTimeoutMs, undo.detach.detachEni, undo.delete.deleteEni) : undefined;
-    if (eni.created) {
-      compensations.unshift(undoCreate!.compensation);
+    if (undoCreate) {
+      compensations.unshift(undoCreate.compensation);
       await record('Normal', 'ENICreated', `created ${eni.eniId} in ${key.subnetId} for node ${key.nodeName}`);
     }
 

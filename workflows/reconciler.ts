@@ -4,8 +4,8 @@
 // back-off, never a failed workflow; between passes the workflow sleeps until
 // a message marks it dirty, a resync or retry is due, or the pass asked to be
 // woken; when the history grows it continues-as-new (after every handler has
-// finished, passes going on meanwhile) with its typed state, so nothing a restart would lose lives only
-// in this run's memory.
+// finished, passes going on meanwhile) with its typed state, so nothing a
+// restart would lose lives only in this run's memory.
 import { allHandlersFinished, CancellationScope, condition, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 import type { BackoffOptions, PassFailure, ReconcilerState } from '../common/workflow-api.js';
 import { failureMessage, failureReason } from './failures.js';
