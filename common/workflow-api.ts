@@ -7,7 +7,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AttachmentKey } from './names.js';
 import type { DevicePluginConfig, DevicePluginEntry } from './device-plugin.js';
 import type { LeakedENI } from './types.js';
-import type { ManagedEni, PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
+import type { LeakTagResult, ManagedEni, PassInstance, ResolvedSpec } from '../activities/ec2/ec2-activities.js';
 
 // ---------------------------------------------------------------------------
 // The reconcile loop every long-lived workflow runs (workflows/reconciler.ts)
@@ -333,14 +333,9 @@ export type TeardownResult =
   | { eniId: string; outcome: 'forced'; reason: string; nodeStep: string; gone?: true };
 
 /**
- * What tagging a force-finished ENI for the sweeper found. Results recorded before this existed are
- * empty: read them as found, which is what they were taken for.
+ * Whether a tagLeaked result says the ENI was already gone. Results recorded before tagLeaked answered
+ * are empty: read as found, which is what they were taken for.
  */
-export interface LeakTagResult {
-  found: boolean;
-}
-
-/** Whether a tagLeaked result says the ENI was already gone. */
 export function leakTagFoundGone(result: LeakTagResult | void | undefined): boolean {
   return result?.found === false;
 }

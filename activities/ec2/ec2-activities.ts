@@ -27,7 +27,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { GO_CONTROLLER_MANAGED_BY_VALUE, GO_CONTROLLER_NAME, GO_CONTROLLER_TAG, MANAGED_BY_VALUE, MAX_ENIS_PER_NARROW_READ, TAG } from '../../common/names.js';
 import type { NodeENISpec } from '../../common/types.js';
-import type { LeakTagResult } from '../../common/workflow-api.js';
 import { groupNamesOf, resolveSpecInVpc, subnetIdsOf, subnetNamesOf, type FoundGroup, type FoundSubnet, type ResolvedSpec, type SpecReferences } from '../../common/spec-references.js';
 import { ec2Call, isEc2Code, toEc2Failure } from './errors.js';
 import { EniStatusPoller } from './eni-status-poller.js';
@@ -132,6 +131,11 @@ export interface AttachEniInput {
    * retried, and retries describe the instance and pick again.
    */
   planned?: { deviceIndex: number; usedInterfaces: number; maxInterfaces?: number };
+}
+
+/** What tagging a force-finished ENI for the sweeper found: `found: false` when EC2 no longer has it. */
+export interface LeakTagResult {
+  found: boolean;
 }
 
 export interface Ec2Deps {
