@@ -2,9 +2,13 @@
 // link state and DPDK bindings; the ENIs stay attached in EC2), the NodeENI goes
 // not-Ready saying why, and the entity re-applies the node steps: Ready again
 // with the same ENI.
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCluster, eventually, type TestCluster } from './support/cluster.js';
-import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
+import { entityWorkflowId } from '../common/names.js';
+import { REPAIRS_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
+import { dataConverter } from '../workers/payload-codec.js';
+import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
+import { conditionOf, enisOf, eventsFor, isReady, patchesIn } from './support/inspect.js';
 
 let c: TestCluster;
 beforeAll(async () => {
@@ -20,6 +24,29 @@ afterAll(async () => {
 });
 
 const onNode = (i: number) => ({ nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': c.nodes[i]!.name } });
+
+/**
+ * Waits for the Events the entity records about the repair. They are written
+ * after the repairing provisioning has finished, so they may trail the host
+ * state and the Ready condition by a moment.
+ */
+async function repairedEvent(core: TestCluster['core'], uid: string, reasons: string[]): Promise<void> {
+  const seen = await eventually(`Events ${reasons.join(', ')}`, async () => {
+    const have = (await eventsFor(core, uid)).map((e) => e.reason);
+    return reasons.every((r) => have.includes(r)) && have;
+  }, 15_000);
+  for (const r of reasons) expect(seen).toContain(r);
+}
+
+/** A NodeENI with MTU 9001 on node 0, Ready; its ENI and that ENI's interface on the simulated host. */
+async function readyAtMtu9001(name: string) {
+  const obj = await c.createNodeEni(name, { ...onNode(0), subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], mtu: 9001 });
+  await eventually('Ready', async () => isReady(await c.getNodeEni(name), 1), 60_000);
+  const [eni] = await enisOf(c.ec2, obj.metadata.uid);
+  const host = c.nodes[0]!.host;
+  const iface = () => host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
+  return { obj, eni: eni!, host, iface };
+}
 
 /** Watches the NodeENI until it is Ready again after having been seen not Ready for drift; returns when and what it said. */
 async function throughDrift(name: string): Promise<{ notReadyMessage: string; readyAfterMs: number }> {
@@ -38,25 +65,67 @@ async function throughDrift(name: string): Promise<{ notReadyMessage: string; re
 
 describe('drift after a node reboot', () => {
   it('a plain ENI back at MTU 1500 and down is re-applied: not Ready, then Ready with the same ENI', async () => {
-    const obj = await c.createNodeEni('plain', { ...onNode(0), subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'], mtu: 9001 });
-    await eventually('Ready', async () => isReady(await c.getNodeEni('plain'), 1), 60_000);
-    const [eni] = await enisOf(c.ec2, obj.metadata.uid);
-    const host = c.nodes[0]!.host;
+    const { obj, eni, host, iface } = await readyAtMtu9001('plain');
 
     host.reboot();
-    const iface = () => host.snapshot().interfaces.find((i) => i.macAddress === eni!.MacAddress);
     expect(iface()).toMatchObject({ mtu: 1500, up: false });
     const { notReadyMessage, readyAfterMs } = await throughDrift('plain');
     console.log(`[drift] plain ENI: Ready again ${readyAfterMs} ms after the reboot; said: ${notReadyMessage}`);
     expect(notReadyMessage).toMatch(/MTU 1500 \(want 9001\)|down|Configuring/);
     expect(iface()).toMatchObject({ mtu: 9001, up: true });
-    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni!.NetworkInterfaceId]);
-    const reasons = (await eventsFor(c.core, obj.metadata.uid)).map((e) => e.reason);
-    expect(reasons).toContain('DriftDetected');
-    expect(reasons).toContain('DriftRepaired');
+    expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni.NetworkInterfaceId]);
+    await repairedEvent(c.core, obj.metadata.uid, ['DriftDetected', 'DriftRepaired']);
 
     await c.deleteNodeEni('plain');
     await eventually('gone', async () => (await c.getNodeEni('plain')) === undefined, 60_000);
+  });
+
+  it('a repair that has to retry still ends with DriftRepaired (the entity keeps the drift while the repair runs)', async () => {
+    const { obj, host, iface } = await readyAtMtu9001('retried');
+
+    host.reboot();
+    // The repair's MTU write fails twice (retried by the activity's policy): its child runs for seconds, across passes.
+    for (let i = 0; i < 2; i++) host.failNextWrite(`/sys/class/net/${iface()!.name}/mtu`, 'EBUSY');
+    const { readyAfterMs } = await throughDrift('retried');
+    console.log(`[drift] repair retried twice: Ready again ${readyAfterMs} ms after the reboot`);
+    // 9001 only after both injected failures were met.
+    expect(iface()).toMatchObject({ mtu: 9001, up: true });
+    await repairedEvent(c.core, obj.metadata.uid, ['DriftDetected', 'DriftRepaired']);
+
+    await c.deleteNodeEni('retried');
+    await eventually('gone', async () => (await c.getNodeEni('retried')) === undefined, 60_000);
+  });
+
+  it('a repair that fails for good is tried again only after its back-off', async () => {
+    const { obj, host, iface } = await readyAtMtu9001('refused');
+
+    host.reboot();
+    // EINVAL: the MTU is refused, not retried by the activity; each of three repairs fails as a whole.
+    for (let i = 0; i < 3; i++) host.failNextWrite(`/sys/class/net/${iface()!.name}/mtu`, 'EINVAL');
+    await throughDrift('refused');
+    expect(iface()).toMatchObject({ mtu: 9001, up: true });
+
+    const runs: { start: number; close: number; status: string }[] = [];
+    for await (const wf of c.client.workflow.list({ query: `NodeENI = '${obj.metadata.name}' AND WorkflowType = 'provisionAttachment'` })) {
+      runs.push({ start: wf.startTime.getTime(), close: wf.closeTime?.getTime() ?? Number.NaN, status: wf.status.name });
+    }
+    runs.sort((a, b) => a.start - b.start);
+    const repairs = runs.slice(1);
+    console.log(`[drift] refused repairs: ${repairs.map((r, i) => `${r.status}${i > 0 ? ` after ${r.start - repairs[i - 1]!.close} ms` : ''}`).join(', ')}`);
+    expect(repairs.map((r) => r.status)).toEqual(['FAILED', 'FAILED', 'FAILED', 'COMPLETED']);
+    // failureBackoffSeconds 2 here, doubling: a repair starts no sooner than 2 s, 4 s, 8 s after the failure before it.
+    for (const [i, backoff] of [2_000, 4_000, 8_000].entries()) {
+      expect(repairs[i + 1]!.start - repairs[i]!.close).toBeGreaterThanOrEqual(backoff - 250);
+    }
+    await repairedEvent(c.core, obj.metadata.uid, ['DriftRepaired']);
+    // The entity's history, with the patch recorded where it kept the drift and waited, replays.
+    const handle = c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid));
+    const history = await handle.fetchHistory();
+    expect(patchesIn(history)).toContain(REPAIRS_KEPT_PATCH);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, handle.workflowId);
+
+    await c.deleteNodeEni('refused');
+    await eventually('gone', async () => (await c.getNodeEni('refused')) === undefined, 60_000);
   });
 
   it('a DPDK device back on its kernel driver is bound again', async () => {
@@ -110,7 +179,7 @@ describe('drift after a reboot the kubelet reports', () => {
       return iface?.mtu === 9001 && iface.up && isReady(await k.getNodeEni('boot'), 1);
     }, 30_000);
     console.log(`[drift] reboot reported by bootID: re-applied ${Date.now() - rebootedAt} ms after the reboot (resync 3600 s)`);
-    expect((await eventsFor(k.core, obj.metadata.uid)).map((e) => e.reason)).toContain('DriftRepaired');
+    await repairedEvent(k.core, obj.metadata.uid, ['DriftRepaired']);
 
     await k.deleteNodeEni('boot');
     await eventually('gone', async () => (await k.getNodeEni('boot')) === undefined, 60_000);
@@ -131,7 +200,7 @@ describe('drift after a reboot the kubelet reports', () => {
     await k.startAgent(0);
     await eventually('re-applied', async () => iface()?.mtu === 9001 && iface()!.up && isReady(await k.getNodeEni('agent'), 1), 30_000);
     console.log(`[drift] node agent start: re-applied ${Date.now() - startedAt} ms after the agent started (resync 3600 s)`);
-    expect((await eventsFor(k.core, obj.metadata.uid)).map((e) => e.reason)).toContain('DriftRepaired');
+    await repairedEvent(k.core, obj.metadata.uid, ['DriftRepaired']);
     expect((await enisOf(k.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).toEqual([eni!.NetworkInterfaceId]);
 
     await k.deleteNodeEni('agent');

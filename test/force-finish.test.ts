@@ -9,12 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId, TAG } from '../common/names.js';
 import { forceFinish, entityView } from '../cli/operator-client.js';
 import { TOOL } from '../sandbox/backends/tools.js';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { FORCE_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
 import { dataConverter } from '../workers/payload-codec.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
-import { conditionOf, enisOf, eventsFor, isReady, tagOf } from './support/inspect.js';
+import { conditionOf, enisOf, eventsFor, isReady, patchesIn, tagOf } from './support/inspect.js';
 
 const run = promisify(execFile);
 let c: TestCluster;
@@ -113,11 +112,7 @@ describe('force-finish', () => {
 
     // The entity's history, with the patch recorded where it applied the request, replays.
     const history = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).fetchHistory();
-    const patches = (history.events ?? []).flatMap((e) => {
-      const p = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-      return p ? [(defaultPayloadConverter.fromPayload(p) as { id: string }).id] : [];
-    });
-    expect(patches).toContain(FORCE_KEPT_PATCH);
+    expect(patchesIn(history)).toContain(FORCE_KEPT_PATCH);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, entityWorkflowId(obj.metadata.name, obj.metadata.uid));
   });
 

@@ -4,7 +4,6 @@
 // forgotten, a provisioning that hangs, an
 // attach whose answer was lost, and a continue-as-new while a child runs. The workflow never fails, and its state
 // survives every one of them.
-import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
@@ -13,7 +12,7 @@ import { forceFinish } from '../cli/operator-client.js';
 import { PRUNE_FAILURES_PATCH } from '../workflows/nodeeni-entity.js';
 import { dataConverter } from '../workers/payload-codec.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
-import { conditionOf, enisOf, eventsFor, isReady } from './support/inspect.js';
+import { conditionOf, enisOf, eventsFor, isReady, patchesIn } from './support/inspect.js';
 
 let c: TestCluster;
 beforeAll(async () => {
@@ -132,11 +131,7 @@ describe('a failed pass is a condition, an Event and a retry', () => {
 
     // Its history, with the patch recorded where the failure was forgotten, replays.
     const history = await handle.fetchHistory();
-    const patches = (history.events ?? []).flatMap((e) => {
-      const p = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-      return p ? [(defaultPayloadConverter.fromPayload(p) as { id: string }).id] : [];
-    });
-    expect(patches).toContain(PRUNE_FAILURES_PATCH);
+    expect(patchesIn(history)).toContain(PRUNE_FAILURES_PATCH);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, handle.workflowId);
   });
 });

@@ -20,7 +20,16 @@ const REPAIRABLE = new Set<InterfaceDrift['kind']>(['mtu', 'down', 'driver']);
 export class NodeDrift {
   private readonly drift: Record<string, DriftRecord>;
 
-  constructor(private readonly state: EntityState, private readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>) {
+  /**
+   * `keepWhileRepairing` says whether a drift whose attachment a provisioning child is re-applying
+   * stays recorded until the child ends (REPAIRS_KEPT_PATCH): forgotten, a repair lasting over a
+   * pass ended without DriftRepaired and a failed one was retried at once.
+   */
+  constructor(
+    private readonly state: EntityState,
+    private readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>,
+    private readonly keepWhileRepairing: () => boolean,
+  ) {
     this.drift = state.drift ??= {};
   }
 
@@ -32,7 +41,7 @@ export class NodeDrift {
    * changed): every such node not already waiting joins the end. Returns whether nodes are left
    * for a next pass.
    */
-  async checkRound(settled: Map<string, { node: string; done: ConfiguredAttachment }>, start: boolean, perPass: number): Promise<boolean> {
+  async checkRound(settled: Map<string, { node: string; done: ConfiguredAttachment }>, repairing: ReadonlySet<string>, start: boolean, perPass: number): Promise<boolean> {
     const nodes = [...new Set([...settled.values()].map((s) => s.node))].sort();
     if (start) {
       // Nodes not yet asked keep their place: restarting the round would ask the first nodes again and again.
@@ -40,13 +49,13 @@ export class NodeDrift {
       const queued = new Set(pending);
       this.state.driftRound = { startedAt: Date.now(), pending: [...pending, ...nodes.filter((n) => !queued.has(n))] };
     }
-    for (const [key] of Object.entries(this.drift)) if (!settled.has(key)) delete this.drift[key];
+    this.forgetUnsettled(settled, repairing);
     const round = this.state.driftRound;
     if (!round) return false;
     const present = new Set(nodes);
     round.pending = round.pending.filter((n) => present.has(n));
     const now = new Set(round.pending.splice(0, Math.max(1, perPass)));
-    if (now.size > 0) await this.check(settled, now);
+    if (now.size > 0) await this.check(settled, repairing, now);
     return round.pending.length > 0;
   }
 
@@ -54,11 +63,10 @@ export class NodeDrift {
    * Asks every node with settled attachments (`settled`: attachment key → what was configured)
    * whether they still look so; with `onlyNodes`, just those (their agents started again).
    */
-  async check(settled: Map<string, { node: string; done: ConfiguredAttachment }>, onlyNodes?: ReadonlySet<string>): Promise<void> {
+  async check(settled: Map<string, { node: string; done: ConfiguredAttachment }>, repairing: ReadonlySet<string>, onlyNodes?: ReadonlySet<string>): Promise<void> {
     const byNode = new Map<string, Array<[string, ConfiguredAttachment]>>();
     for (const [key, { node, done }] of settled) if (!onlyNodes || onlyNodes.has(node)) byNode.set(node, [...(byNode.get(node) ?? []), [key, done]]);
-    // Keys no longer settled (torn down, being re-provisioned) have nothing to say.
-    for (const [key, d] of Object.entries(this.drift)) if (!settled.has(key) && (!onlyNodes || onlyNodes.has(d.node))) delete this.drift[key];
+    this.forgetUnsettled(settled, repairing, onlyNodes);
     await Promise.all([...byNode].map(async ([node, entries]) => {
       const expected: ExpectedInterface[] = entries.map(([, done]) => ({
         macAddress: done.macAddress,
@@ -84,6 +92,19 @@ export class NodeDrift {
         if (!before) await this.event('Warning', 'DriftDetected', `node ${node}: ${check.actual.interfaceName ?? check.macAddress} drifted: ${driftText(this.drift[key]!)}; re-applying`);
       }
     }));
+  }
+
+  /**
+   * Keys no longer settled have nothing to say: torn down, or their node gone. One a provisioning
+   * child is re-applying keeps its record: the child's end says DriftRepaired, or leaves it to be
+   * repaired again after the failure's back-off.
+   */
+  private forgetUnsettled(settled: ReadonlyMap<string, unknown>, repairing: ReadonlySet<string>, onlyNodes?: ReadonlySet<string>): void {
+    for (const [key, d] of Object.entries(this.drift)) {
+      if (settled.has(key) || (onlyNodes && !onlyNodes.has(d.node))) continue;
+      if (repairing.has(key) && this.keepWhileRepairing()) continue;
+      delete this.drift[key];
+    }
   }
 
   /** Attachment keys to re-apply now. */

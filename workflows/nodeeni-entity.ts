@@ -56,7 +56,7 @@ import type { ObservedNodeENI } from '../activities/kube/kube-activities.js';
 import { bindingChangePending, devicePluginEntries, devicePluginSettled, devicePublished } from './device-plugin-entries.js';
 import { legacyNodeEniEntity } from './legacy/nodeeni-entity-v1.js';
 import { ADOPT_GO_PATCH, GoControllerAdoption, type GoLook } from './go-migration.js';
-import { planReconcile, type DesiredAttachment, type Plan } from './plan.js';
+import { inBackoff, planReconcile, type DesiredAttachment, type Plan } from './plan.js';
 import { mergeRereads } from './rereads.js';
 import { provisionAttachment } from './provision-attachment.js';
 import { childStarter, childStatus, devicePluginStarter, ec2, kube, pacedEc2 } from './proxies.js';
@@ -187,6 +187,15 @@ export const FORCE_KEPT_PATCH = 'nodeeni-entity-force-kept';
  */
 export const PRUNE_FAILURES_PATCH = 'nodeeni-entity-prune-failures';
 
+/**
+ * Drift a provisioning child is re-applying stays recorded until the child ends, and a failed repair
+ * waits out its back-off like any failed provisioning. Before, a pass during the repair (every
+ * childCheckSeconds while children run) forgot the drift: a repair that took a retry ended without
+ * DriftRepaired, and one that failed was started again at once, over and over. Asked in a pass where
+ * either happens.
+ */
+export const REPAIRS_KEPT_PATCH = 'nodeeni-entity-repairs-kept';
+
 /** Children started by one activity: 25 provisioning inputs stay far below Temporal's payload warnings. */
 const STARTS_PER_ACTIVITY = 25;
 
@@ -272,7 +281,7 @@ class NodeEniEntity {
     // Held in `seen` while the run lasts, written back only into the next run's input.
     delete this.state.world;
     if (adoptGo) this.adoption = new GoControllerAdoption({ name: this.name, uid: this.uid, clusterName: this.opts.clusterName, event: (t, r, m) => this.event(t, r, m) });
-    this.nodeDrift = new NodeDrift(this.state, (type, reason, message) => this.event(type, reason, message));
+    this.nodeDrift = new NodeDrift(this.state, (type, reason, message) => this.event(type, reason, message), () => patched(REPAIRS_KEPT_PATCH));
     this.loop = new Reconciler((this.state.reconciler ??= {}), {
       resyncMs: this.opts.resyncSeconds * 1000,
       backoff: { initialMs: Math.min(this.opts.failureBackoffSeconds * 1000, 5000), maxMs: 5 * 60_000 },
@@ -451,16 +460,17 @@ class NodeEniEntity {
       // Nodes are asked on full passes whether what is settled still looks so; what drifted is re-applied.
       // And a node whose agent started again (a restart may hide a reboot or a hand's change) at once.
       const agentStarted = new Set(state.agentStarted?.splice(0));
+      const repairing = new Set(Object.values(this.children).filter((c) => c.op === 'provision').map((c) => c.key));
       if (this.driftRounds) {
         const round = state.driftRound;
         const startRound = this.outsideSignalled || !round || Date.now() - round.startedAt >= this.opts.resyncSeconds * 1000;
         this.outsideSignalled = false;
-        if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), agentStarted);
-        if (alive) driftLeft = await this.nodeDrift.checkRound(this.settled(plan, observed.generation), startRound, this.opts.driftNodesPerPass);
-      } else if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation));
-      else if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), agentStarted);
+        if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), repairing, agentStarted);
+        if (alive) driftLeft = await this.nodeDrift.checkRound(this.settled(plan, observed.generation), repairing, startRound, this.opts.driftNodesPerPass);
+      } else if (alive && this.passWasFull) await this.nodeDrift.check(this.settled(plan, observed.generation), repairing);
+      else if (alive && agentStarted.size > 0) await this.nodeDrift.check(this.settled(plan, observed.generation), repairing, agentStarted);
       const busy = new Set(Object.values(this.children).map((c) => c.key));
-      const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString));
+      const repairs = plan.desired.filter((d) => this.nodeDrift.get(d.keyString) && !busy.has(d.keyString) && !this.repairBackingOff(d.keyString, observed.generation));
       await Promise.all(repairs.slice(0, Math.max(0, this.opts.maxConcurrentChildren - busy.size)).map((d) => this.startProvision(d, observed, plan.eniByKey.get(d.keyString), indices, true)));
       await this.flushStarts();
     } else {
@@ -626,6 +636,11 @@ class NodeEniEntity {
     const attempts = (this.state.failures[key]?.attempts ?? 0) + 1;
     const backoff = Math.min(MAX_BACKOFF_MS, this.opts.failureBackoffSeconds * 1000 * 2 ** Math.min(attempts - 1, 20));
     this.state.failures[key] = { reason, message, generation, attempts, retryAt: Date.now() + backoff };
+  }
+
+  /** A repair of this attachment failed and its back-off has not passed (REPAIRS_KEPT_PATCH). */
+  private repairBackingOff(key: string, generation: number): boolean {
+    return inBackoff(this.state, key, generation, Date.now()) && patched(REPAIRS_KEPT_PATCH);
   }
 
   /** Forgets the failures of attachments no longer wanted and of ENIs EC2 no longer has (PRUNE_FAILURES_PATCH). */

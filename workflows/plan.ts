@@ -108,7 +108,8 @@ function dedupeProblems(problems: SpecProblem[]): SpecProblem[] {
   });
 }
 
-function inBackoff(state: EntityState, key: string, generation: number, now: number): boolean {
+/** A failure of this key at this generation whose retry time has not come. */
+export function inBackoff(state: EntityState, key: string, generation: number, now: number): boolean {
   const f = state.failures[key];
   return f !== undefined && f.generation === generation && f.retryAt > now;
 }

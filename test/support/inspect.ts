@@ -1,6 +1,8 @@
 // Read-only views used by assertions: EC2 by tag, NodeENI conditions, Events.
 import { DescribeNetworkInterfacesCommand, type EC2Client, type NetworkInterface } from '@aws-sdk/client-ec2';
 import type { CoreV1Event, CoreV1Api } from '@kubernetes/client-node';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type proto from '@temporalio/proto';
 import { TAG } from '../../common/names.js';
 import type { Condition, NodeENIObject } from '../../common/types.js';
 
@@ -24,4 +26,12 @@ export function isReady(o: NodeENIObject | undefined, ready: number): boolean {
 export async function eventsFor(core: CoreV1Api, uid: string): Promise<CoreV1Event[]> {
   const list = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.uid=${uid}` });
   return list.items;
+}
+
+/** The ids of the patches a workflow history recorded (its patch markers), in order. */
+export function patchesIn(history: proto.temporal.api.history.v1.IHistory): string[] {
+  return (history.events ?? []).flatMap((e) => {
+    const p = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
+    return p ? [(defaultPayloadConverter.fromPayload(p) as { id: string }).id] : [];
+  });
 }
