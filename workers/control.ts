@@ -11,7 +11,9 @@ import { startOrExit } from './temporal-startup.js';
 import { defaultWorkflowSource } from './workflow-source.js';
 import { dataConverter } from './payload-codec.js';
 import { ensureSweeperSchedule } from './sweeper-schedule.js';
+import { StartupTimer } from './startup-timer.js';
 
+const startup = new StartupTimer();
 const config = loadConfig(controlConfigSchema);
 const logger = installRuntime({ logLevel: config.LOG_LEVEL, metricsBindAddress: config.METRICS_BIND_ADDRESS });
 // AWS_ENDPOINT_URL_EC2 and the credential chain come from the environment, as the SDK reads them.
@@ -20,6 +22,7 @@ const ec2 = new EC2Client({ region: config.AWS_REGION, maxAttempts: 1 });
 // Keeps its connections to the API server (client-node would open one per request).
 const kc = new PooledKubeConfig();
 kc.loadFromDefault();
+startup.step('runtime');
 
 const temporal = temporalSettings(config);
 // The namespace and the search attributes the workflows upsert, checked before any worker polls.
@@ -31,6 +34,7 @@ const connection = await startOrExit(logger, 'control worker', () =>
     logger,
   }),
 );
+startup.step('temporalChecks');
 const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE,
   controlWorkerSpecs({
     taskQueue: config.CONTROL_TASK_QUEUE,
@@ -52,7 +56,10 @@ const running = await startWorkers(connection, config.TEMPORAL_NAMESPACE,
     maxCachedWorkflows: config.WORKFLOW_CACHE_SIZE,
   }),
 );
-logger.info('control worker started', { taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal) });
+startup.step('workers');
+logger.info('control worker started', {
+  taskQueue: config.CONTROL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, connection: describeTemporal(temporal), startup: startup.figures(),
+});
 // After the workers poll, so the first sweep finds one. A failure does not stop the worker (its main work
 // goes on); it is logged until a restart succeeds: leaked ENIs then wait for `nodeeni sweep`.
 const sweeper = { scheduleId: config.SWEEP_SCHEDULE_ID, taskQueue: config.CONTROL_TASK_QUEUE, enabled: config.SWEEP_ENABLED, intervalSeconds: config.SWEEP_INTERVAL_SECONDS,
