@@ -5,6 +5,7 @@
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityWorkflowId } from '../common/names.js';
+import { stateQuery } from '../common/workflow-api.js';
 import { REPAIRS_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
 import { dataConverter } from '../workers/payload-codec.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
@@ -48,6 +49,19 @@ async function readyAtMtu9001(name: string) {
   return { obj, eni: eni!, host, iface };
 }
 
+/** What the entity believes and which Events it recorded: for a failure's message. */
+async function entityStory(o: Awaited<ReturnType<TestCluster['getNodeEni']>>): Promise<string> {
+  if (!o) return 'no NodeENI';
+  const reasons = (await eventsFor(c.core, o.metadata.uid)).map((e) => e.reason);
+  try {
+    const view = await c.client.workflow.getHandle(entityWorkflowId(o.metadata.name, o.metadata.uid)).query(stateQuery);
+    const { drift, driftRound, failures } = view.state;
+    return `events ${JSON.stringify(reasons)}; entity: drift ${JSON.stringify(drift)}, round ${JSON.stringify(driftRound)}, failures ${JSON.stringify(failures)}, in flight ${JSON.stringify(view.inFlight)}`;
+  } catch (err) {
+    return `events ${JSON.stringify(reasons)}; entity not queried: ${String(err)}`;
+  }
+}
+
 /** Watches the NodeENI until it is Ready again after having been seen not Ready for drift; returns when and what it said. */
 async function throughDrift(name: string): Promise<{ notReadyMessage: string; readyAfterMs: number }> {
   const started = Date.now();
@@ -58,7 +72,7 @@ async function throughDrift(name: string): Promise<{ notReadyMessage: string; re
     const row = o?.status?.attachments?.[0];
     if (ready?.status === 'False' && !notReadyMessage) notReadyMessage = `${conditionOf(o, 'Degraded')?.message ?? ''} | ${row?.phase}: ${row?.message ?? ''}`;
     if (notReadyMessage && isReady(o, 1)) return { notReadyMessage, readyAfterMs: Date.now() - started };
-    if (Date.now() - started > 60_000) throw new Error(`no drift round trip within 60 s (last: ${JSON.stringify(o?.status?.conditions)})`);
+    if (Date.now() - started > 60_000) throw new Error(`no drift round trip within 60 s (last: ${JSON.stringify(o?.status?.conditions)}; ${await entityStory(o)})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -105,11 +119,14 @@ describe('drift after a node reboot', () => {
     await throughDrift('refused');
     expect(iface()).toMatchObject({ mtu: 9001, up: true });
 
-    const runs: { start: number; close: number; status: string }[] = [];
-    for await (const wf of c.client.workflow.list({ query: `NodeENI = '${obj.metadata.name}' AND WorkflowType = 'provisionAttachment'` })) {
-      runs.push({ start: wf.startTime.getTime(), close: wf.closeTime?.getTime() ?? Number.NaN, status: wf.status.name });
-    }
-    runs.sort((a, b) => a.start - b.start);
+    // The last repair reports before it completes (Ready may come first): wait until every run has closed.
+    const runs = await eventually('the repairs closed', async () => {
+      const out: { start: number; close: number; status: string }[] = [];
+      for await (const wf of c.client.workflow.list({ query: `NodeENI = '${obj.metadata.name}' AND WorkflowType = 'provisionAttachment'` })) {
+        out.push({ start: wf.startTime.getTime(), close: wf.closeTime?.getTime() ?? Number.NaN, status: wf.status.name });
+      }
+      return out.every((r) => r.status !== 'RUNNING') && out.sort((a, b) => a.start - b.start);
+    }, 15_000);
     const repairs = runs.slice(1);
     console.log(`[drift] refused repairs: ${repairs.map((r, i) => `${r.status}${i > 0 ? ` after ${r.start - repairs[i - 1]!.close} ms` : ''}`).join(', ')}`);
     expect(repairs.map((r) => r.status)).toEqual(['FAILED', 'FAILED', 'FAILED', 'COMPLETED']);
