@@ -2,9 +2,11 @@
 // link state and DPDK bindings; the ENIs stay attached in EC2), the NodeENI goes
 // not-Ready saying why, and the entity re-applies the node steps: Ready again
 // with the same ENI.
+import { Watch } from '@kubernetes/client-node';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { entityWorkflowId } from '../common/names.js';
+import { API_GROUP, API_VERSION, entityWorkflowId, NODEENI_PLURAL } from '../common/names.js';
+import type { NodeENIObject } from '../common/types.js';
 import { stateQuery } from '../common/workflow-api.js';
 import { REPAIRS_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
 import { dataConverter } from '../workers/payload-codec.js';
@@ -62,18 +64,46 @@ async function entityStory(o: Awaited<ReturnType<TestCluster['getNodeEni']>>): P
   }
 }
 
-/** Watches the NodeENI until it is Ready again after having been seen not Ready for drift; returns when and what it said. */
+/**
+ * Watches the NodeENI until it is Ready again after having been not Ready for drift; returns when
+ * and what it said. A watch, not polling: a repair can take under 100 ms, and so can its not-Ready.
+ */
 async function throughDrift(name: string): Promise<{ notReadyMessage: string; readyAfterMs: number }> {
   const started = Date.now();
+  const current = await c.getNodeEni(name);
+  if (!current) throw new Error(`NodeENI ${name} not found`);
+  let last: NodeENIObject = current;
   let notReadyMessage: string | undefined;
-  for (;;) {
-    const o = await c.getNodeEni(name);
-    const ready = conditionOf(o, 'Ready');
-    const row = o?.status?.attachments?.[0];
-    if (ready?.status === 'False' && !notReadyMessage) notReadyMessage = `${conditionOf(o, 'Degraded')?.message ?? ''} | ${row?.phase}: ${row?.message ?? ''}`;
-    if (notReadyMessage && isReady(o, 1)) return { notReadyMessage, readyAfterMs: Date.now() - started };
-    if (Date.now() - started > 60_000) throw new Error(`no drift round trip within 60 s (last: ${JSON.stringify(o?.status?.conditions)}; ${await entityStory(o)})`);
-    await new Promise((r) => setTimeout(r, 100));
+  let settle!: (v: { notReadyMessage: string; readyAfterMs: number }) => void;
+  let fail!: (err: unknown) => void;
+  const roundTrip = new Promise<{ notReadyMessage: string; readyAfterMs: number }>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  const see = (o: NodeENIObject) => {
+    last = o;
+    const row = o.status?.attachments?.[0];
+    if (conditionOf(o, 'Ready')?.status === 'False' && !notReadyMessage) notReadyMessage = `${conditionOf(o, 'Degraded')?.message ?? ''} | ${row?.phase}: ${row?.message ?? ''}`;
+    if (notReadyMessage && isReady(o, 1)) settle({ notReadyMessage, readyAfterMs: Date.now() - started });
+  };
+  see(current);
+  // Every update after the version just read.
+  const watching = new Watch(c.kc).watch(
+    `/apis/${API_GROUP}/${API_VERSION}/${NODEENI_PLURAL}`,
+    { fieldSelector: `metadata.name=${current.metadata.name}`, resourceVersion: current.metadata.resourceVersion },
+    (_phase: string, o: NodeENIObject) => see(o),
+    (err: unknown) => {
+      if (err && !(err instanceof Error && err.name === 'AbortError')) fail(err);
+    },
+  );
+  const timer = setTimeout(() => {
+    void entityStory(last).then((story) => fail(new Error(`no drift round trip within 60 s (last: ${JSON.stringify(last.status?.conditions)}; ${story})`)));
+  }, 60_000);
+  try {
+    return await roundTrip;
+  } finally {
+    clearTimeout(timer);
+    (await watching).abort();
   }
 }
 
