@@ -362,13 +362,16 @@ describe('seed 002 §5: multi-subnet partial cleanup', () => {
     expect(new Set(enis.map((e) => e.SubnetId))).toEqual(new Set([subnetId('multus-a'), subnetId('storage-a'), subnetId('nodes-a')]));
 
     // Every EC2 call a cleanup makes is throttled 60% of the time (HTTP 503), reproducibly: with
-    // seed 2007 the first two detaches and the first two deletes are among those refused.
+    // seed 2007 the first two detaches and the first two deletes are among those refused. Each rule
+    // refuses a bounded number of calls: enough that every step is retried, and the retries'
+    // back-off (doubling from 1 s) stays within seconds instead of the half-minute steps an
+    // unbounded 60% reaches.
     await c.fault.setSeed(2007);
     const throttle = { code: 'RequestLimitExceeded', probability: 0.6, account: c.account };
     const [detachRule, deleteRule, describeRule] = await c.fault.addRules([
-      { action: 'DetachNetworkInterface', ...throttle },
-      { action: 'DeleteNetworkInterface', ...throttle },
-      { action: 'DescribeNetworkInterfaces', ...throttle },
+      { action: 'DetachNetworkInterface', ...throttle, count: 3 },
+      { action: 'DeleteNetworkInterface', ...throttle, count: 3 },
+      { action: 'DescribeNetworkInterfaces', ...throttle, count: 6 },
     ]);
     const started = Date.now();
     await c.deleteNodeEni('multi');

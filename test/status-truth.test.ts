@@ -38,7 +38,7 @@ describe('a teardown step that keeps failing', () => {
     expect(ready.status!.workflowID).toBe(entityId);
     const eniId = (await enisOf(c.ec2, ready.metadata.uid))[0]!.NetworkInterfaceId!;
 
-    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 having a bad day', activeForMs: 20_000 });
+    await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 having a bad day', activeForMs: 8_000 });
     await c.deleteNodeEni('retrying');
     const seen = await eventually('Degraded TeardownRetrying', async () => {
       const o = await c.getNodeEni('retrying');
