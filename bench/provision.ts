@@ -54,13 +54,16 @@ import { formatTimeline, timeline } from './timeline.js';
 // ---- arguments ------------------------------------------------------------------------
 
 const USAGE = `usage: npm run bench -- [--nodes N[,N…]] [--throttle aws|off] [--subnets K] [--runs R] [--transitions on|off]
-                        [--poll-ms MS] [--timeout SECONDS] [--from-source] [--stock-moto] [--keep]
+                        [--ec2-latency-ms MS] [--poll-ms MS] [--timeout SECONDS] [--from-source] [--stock-moto] [--keep]
   --nodes N      simulated nodes (default: 3, 10 and 20 one after the other); positional numbers work too
   --throttle     aws: the fault proxy enforces EC2's documented token buckets; off: it does not (default: off)
   --subnets K    secondary subnets per zone named in the spec: K attachments per node (1 to 3, default 1)
   --runs R       single-node latency mode: R runs of apply → Ready and delete → finalizer gone
   --transitions  on: attachments pass through attaching (0.6 s) and detaching (0.9 s) as the tests'
                  do (default); off: EC2 answers at once, to see what the system itself adds
+  --ec2-latency-ms MS  every EC2 request waits MS in the fault proxy before moto sees it, as a round
+                 trip to a Region's endpoint would (moto on this machine answers in a few ms, one
+                 request at a time); requests in flight together wait together (default 0)
   --poll-ms MS   the fleet's pause between two DescribeNetworkInterfaces sweeps of every ENI (default
                  60000, or twenty times the last sweep: devices appear from the fault proxy's attachment changes, the sweeps are a backstop)
   --timeout S    give up a phase after S seconds (default 300 + 3 per attachment)
@@ -86,6 +89,8 @@ interface Args {
   runs?: number;
   /** Whether the fault proxy simulates EC2's transitional states (the tests' durations). */
   transitions: boolean;
+  /** Added to every EC2 request by the fault proxy (a round trip to a real endpoint). */
+  ec2LatencyMs: number;
   pollMs: number | undefined;
   timeoutSeconds?: number;
   fromSource: boolean;
@@ -117,7 +122,7 @@ function keyValue(v: string, what: string): Record<string, string> {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: [], subnets: 1, transitions: true, pollMs: undefined, fromSource: false, stockMoto: false, keep: false, profile: false, controlEnv: {}, watcherEnv: {}, temporalConfig: [] };
+  const args: Args = { sizes: [], subnets: 1, transitions: true, ec2LatencyMs: 0, pollMs: undefined, fromSource: false, stockMoto: false, keep: false, profile: false, controlEnv: {}, watcherEnv: {}, temporalConfig: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -133,6 +138,7 @@ function parseArgs(argv: string[]): Args {
       if (v !== 'on' && v !== 'off') usage(`--transitions: "${v}" is not on or off`);
       args.transitions = v === 'on';
     }
+    else if (a === '--ec2-latency-ms') args.ec2LatencyMs = positiveInt(value(), '--ec2-latency-ms');
     else if (a === '--poll-ms') args.pollMs = positiveInt(value(), '--poll-ms');
     else if (a === '--timeout') args.timeoutSeconds = positiveInt(value(), '--timeout');
     else if (a === '--keep') args.keep = true;
@@ -252,7 +258,7 @@ interface Bench {
   stop(): Promise<void>;
 }
 
-async function startBench(env: Env, n: number, k: number, pollMs: number | undefined, settings: Pick<Args, 'controlEnv' | 'watcherEnv' | 'transitions'>): Promise<Bench> {
+async function startBench(env: Env, n: number, k: number, pollMs: number | undefined, settings: Pick<Args, 'controlEnv' | 'watcherEnv' | 'transitions' | 'ec2LatencyMs'>): Promise<Bench> {
   const t0 = Date.now();
   const before = sampleProc(process.pid)!.rssMiB;
   // Node subnets hold ~2/3 of the instances (zone a), each secondary subnet as many ENIs: /24 up to ~240 nodes.
@@ -272,6 +278,7 @@ async function startBench(env: Env, n: number, k: number, pollMs: number | undef
     watcher: false,
   });
   if (!settings.transitions) await c.fault.setFidelity({ attachDelayMs: 0, detachDelayMs: 0 });
+  if (settings.ec2LatencyMs > 0) await c.fault.addRules({ action: '*', latencyMs: settings.ec2LatencyMs });
   const after = sampleProc(process.pid)!.rssMiB;
   const logs = path.join(env.dir, c.runId);
   await mkdir(logs, { recursive: true });
@@ -660,7 +667,12 @@ function sizeTables(results: SizeResult[], args: Args): string {
   return lines.join('\n');
 }
 
-function sizeJson(r: SizeResult, transitions: boolean): string {
+/** What the JSON lines say of settings that change the figures: only those away from their default. */
+function settingsJson(args: Pick<Args, 'transitions' | 'ec2LatencyMs'>): Record<string, unknown> {
+  return { ...(args.transitions ? {} : { transitions: 'off' }), ...(args.ec2LatencyMs > 0 ? { ec2LatencyMs: args.ec2LatencyMs } : {}) };
+}
+
+function sizeJson(r: SizeResult, args: Pick<Args, 'transitions' | 'ec2LatencyMs'>): string {
   return JSON.stringify({
     nodes: r.nodes,
     attachments: r.attachments,
@@ -673,7 +685,7 @@ function sizeJson(r: SizeResult, transitions: boolean): string {
     controlRssMiB: Math.round(mib(r.procs, 'control worker')),
     nodeAgentRssMiB: Math.round(mib(r.procs, 'node agent')),
     maxHistoryEvents: r.maxHistory?.events ?? 0,
-    ...(transitions ? {} : { transitions: 'off' }),
+    ...settingsJson(args),
   });
 }
 
@@ -693,14 +705,14 @@ try {
     const r = await runLatency(env, args);
     const row = (name: string, v: number[]) => `| ${name} | ${percentile(v, 50).toFixed(2)} s | ${percentile(v, 90).toFixed(2)} s | ${Math.max(...v).toFixed(2)} s |`;
     output = [
-      `single node, ${args.subnets} attachment(s), ${r.runs} runs${args.transitions ? '' : ', no transitional states'}${r.failures.length ? `; failures: ${r.failures.join('; ')}` : ''}`,
+      `single node, ${args.subnets} attachment(s), ${r.runs} runs${args.transitions ? '' : ', no transitional states'}${args.ec2LatencyMs ? `, ${args.ec2LatencyMs} ms added to every EC2 request` : ''}${r.failures.length ? `; failures: ${r.failures.join('; ')}` : ''}`,
       '',
       '| phase | p50 | p90 | max |',
       '|---|---|---|---|',
       row('apply → Ready', r.ready),
       row('delete → finalizer gone', r.deleted),
       '',
-      JSON.stringify({ singleNode: { runs: r.runs, readyP50Seconds: r2(percentile(r.ready, 50)), readyP90Seconds: r2(percentile(r.ready, 90)), deleteP50Seconds: r2(percentile(r.deleted, 50)), deleteP90Seconds: r2(percentile(r.deleted, 90)), ...(args.transitions ? {} : { transitions: 'off' }) } }),
+      JSON.stringify({ singleNode: { runs: r.runs, readyP50Seconds: r2(percentile(r.ready, 50)), readyP90Seconds: r2(percentile(r.ready, 90)), deleteP50Seconds: r2(percentile(r.deleted, 50)), deleteP90Seconds: r2(percentile(r.deleted, 90)), ...settingsJson(args) } }),
     ].join('\n');
     failed = r.failures.length > 0;
   } else {
@@ -708,9 +720,9 @@ try {
     for (const n of args.sizes) {
       results.push(await runSize(env, args, n));
       // Every size's line, for runs over several; stdout still ends with the last one.
-      log(`N=${n}: ${sizeJson(results.at(-1)!, args.transitions)}`);
+      log(`N=${n}: ${sizeJson(results.at(-1)!, args)}`);
     }
-    output = `${sizeTables(results, args)}\n\n${sizeJson(results.at(-1)!, args.transitions)}`;
+    output = `${sizeTables(results, args)}\n\n${sizeJson(results.at(-1)!, args)}`;
   }
 } catch (err) {
   failed = true;
