@@ -10,7 +10,9 @@ import { entityWorkflowId, TAG } from '../common/names.js';
 import { forceFinish, entityView } from '../cli/operator-client.js';
 import { TOOL } from '../sandbox/backends/tools.js';
 import { Worker } from '@temporalio/worker';
-import { FORCE_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
+
+import { FORCE_ENDED_PATCH, FORCE_KEPT_PATCH } from '../workflows/nodeeni-entity.js';
+import { DEFAULT_ENTITY_OPTIONS } from '../common/workflow-api.js';
 import { dataConverter } from '../workers/payload-codec.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { conditionOf, enisOf, eventsFor, isReady, patchesIn, tagOf } from './support/inspect.js';
@@ -104,15 +106,20 @@ describe('force-finish', () => {
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('forceFinish: no answer within 25 s')), 25_000)),
     ]);
     expect(res.leftBehind).toEqual([eniId]);
+    const answeredAt = Date.now();
     await eventually('object gone', async () => (await c.getNodeEni('ended')) === undefined, 60_000);
+    // The ended child is not in flight once the force-finish found it ended (FORCE_ENDED_PATCH): before, the
+    // finalizer waited for the next children check, up to childCheckSeconds (30 s) after the answer.
+    expect(Date.now() - answeredAt, 'ms from the answer to the object gone').toBeLessThan(DEFAULT_ENTITY_OPTIONS.childCheckSeconds * 1000 / 3);
     await c.fault.clear();
     expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => [e.NetworkInterfaceId, tagOf(e, TAG.leaked)])).toEqual([[eniId, 'ticket OPS-3: teardown terminated by hand']]);
     const events = await eventsFor(c.core, obj.metadata.uid);
     expect(events.find((e) => e.reason === 'ForceFinished')?.message).toContain(eniId);
+    expect(events.filter((e) => e.reason === 'ForceFinished').reduce((n, e) => n + (e.count ?? 1), 0), 'told once').toBe(1);
 
     // The entity's history, with the patch recorded where it applied the request, replays.
     const history = await c.client.workflow.getHandle(entityWorkflowId(obj.metadata.name, obj.metadata.uid)).fetchHistory();
-    expect(patchesIn(history)).toContain(FORCE_KEPT_PATCH);
+    expect(patchesIn(history)).toEqual(expect.arrayContaining([FORCE_KEPT_PATCH, FORCE_ENDED_PATCH]));
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, entityWorkflowId(obj.metadata.name, obj.metadata.uid));
   });
 

@@ -179,6 +179,16 @@ export const EARLY_REFERENCES_PATCH = 'nodeeni-entity-early-references';
 export const FORCE_KEPT_PATCH = 'nodeeni-entity-force-kept';
 
 /**
+ * A teardown that ended without a word (terminated by hand) and whose ENI a force-finish left is no
+ * longer counted in flight once the force-finish finds it ended. Before, it stayed until the next
+ * children check noticed it had ended (childCheckSeconds, 30 s by default), and a NodeENI being
+ * deleted kept its finalizer that long after the operator's force-finish had answered. And an ENI
+ * that branch dealt with is not dealt with again as one waiting for its teardown (tagged, recorded and
+ * told twice). Asked where a force-finish leaves such an ENI, or would deal with one twice.
+ */
+export const FORCE_ENDED_PATCH = 'nodeeni-entity-force-ended-child';
+
+/**
  * A failure is forgotten once nothing will retry it: its attachment is no longer wanted (the node left
  * or was relabelled out, the NodeENI is going) or EC2 no longer has its ENI. Before, such records stayed
  * in the state for the entity's life, carried across continue-as-new: with nodes coming and going they
@@ -890,9 +900,11 @@ class NodeEniEntity {
         return false;
       });
       if (!told && child.op === 'teardown' && child.eniId) {
-        // It ended before it could be told (and left its ENI, unless it deleted it): leave the ENI as a waiting teardown's.
-        // Gone from EC2, there is nothing more to hear from it: a report still on its way changes nothing.
-        if (!(await this.leaveForced(req, child.eniId, child.node, child.instanceId))) delete this.children[child.workflowId];
+        // It ended before it could be told (a signal fails only to a closed workflow), and left its ENI unless
+        // it deleted it: leave the ENI as a waiting teardown's. Either way a report still on its way changes
+        // nothing (a left ENI is not retried), so the child is no longer in flight.
+        const left = await this.leaveForced(req, child.eniId, child.node, child.instanceId);
+        if (!left || patched(FORCE_ENDED_PATCH)) delete this.children[child.workflowId];
         outcome.eniIds.push(child.eniId);
         continue;
       }
@@ -900,8 +912,11 @@ class NodeEniEntity {
       if (child.eniId) outcome.eniIds.push(child.eniId);
     }
     const busy = new Set(Object.values(this.children).map((c) => c.eniId));
+    const handled = new Set(outcome.eniIds);
     for (const eni of plan.removing) {
       if (busy.has(eni.eniId) || !this.matchesForce(req, eni.nodeName)) continue;
+      // An ENI its ended child's branch above has dealt with (before the patch, tagged and told twice).
+      if (handled.has(eni.eniId) && patched(FORCE_ENDED_PATCH)) continue;
       await this.leaveForced(req, eni.eniId, eni.nodeName, eni.instanceId);
       outcome.eniIds.push(eni.eniId);
     }
