@@ -140,6 +140,36 @@ describe('force-finish', () => {
     expect([forced?.type, forced?.message]).toEqual(['Normal', expect.stringContaining(`${eniId} force-finished: ticket OPS-4: delete keeps failing; the ENI was already deleted`)]);
   });
 
+  it('answers at once when the provisioning it must stop ended without a word (terminated by hand), and the provisioning is retried', async () => {
+    await c.fault.addRules({ action: 'CreateNetworkInterface', account: c.account, code: 'InternalError', message: 'injected: EC2 keeps failing' });
+    const obj = await c.createNodeEni('prov-ended', { nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': c.nodes[1]!.name }, subnetNames: ['multus-a', 'multus-b'], securityGroupNames: ['multus-sg'] });
+    const child = await eventually('provisioning child running', async () => (await entityView(c.client, obj.metadata.name)).inFlight.find((f) => f.op === 'provision'), 30_000);
+    await eventually('provisioning stuck on CreateNetworkInterface', async () => (await c.fault.rules()).some((r) => r.action === 'CreateNetworkInterface' && r.applied >= 1), 30_000);
+    await c.client.workflow.getHandle(child.workflowId).terminate('an operator cleaning up by hand');
+
+    // The pass that applies the request finds the child ended and the next, at once, asks how (FORCE_ENDED_PATCH):
+    // before, the update waited for the children check, up to childCheckSeconds (30 s).
+    const asked = Date.now();
+    const res = await forceFinish(c.client, obj.metadata.name, { reason: 'ticket OPS-6: provisioning terminated by hand' });
+    expect(Date.now() - asked, 'ms to the answer').toBeLessThan(DEFAULT_ENTITY_OPTIONS.childCheckSeconds * 1000 / 3);
+    expect(res.leftBehind).toEqual([]);
+    await c.fault.clear();
+    // The ended provisioning counts as failed: retried after its back-off, and the NodeENI converges.
+    const ready = await eventually('Ready after the retry', async () => {
+      const o = await c.getNodeEni('prov-ended');
+      return isReady(o, 1) && o;
+    }, 60_000);
+    expect(await enisOf(c.ec2, obj.metadata.uid)).toHaveLength(1);
+    const entityId = entityWorkflowId(obj.metadata.name, obj.metadata.uid);
+    const history = await c.client.workflow.getHandle(entityId).fetchHistory();
+    expect(patchesIn(history)).toContain(FORCE_ENDED_PATCH);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, entityId);
+
+    expect(ready.status!.readyCount).toBe(1);
+    await c.deleteNodeEni('prov-ended');
+    await eventually('object gone', async () => (await c.getNodeEni('prov-ended')) === undefined, 60_000);
+  });
+
   it('leaves nothing behind when the teardown it must stop ended without a word and its ENI is gone', async () => {
     const { obj, eniId } = await readyNodeEni('ended-gone', c.nodes[2]!.name);
     await c.fault.addRules({ action: 'DeleteNetworkInterface', account: c.account, match: { NetworkInterfaceId: eniId }, code: 'InternalError', message: 'injected: EC2 keeps failing' });

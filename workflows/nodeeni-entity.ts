@@ -179,12 +179,13 @@ export const EARLY_REFERENCES_PATCH = 'nodeeni-entity-early-references';
 export const FORCE_KEPT_PATCH = 'nodeeni-entity-force-kept';
 
 /**
- * A teardown that ended without a word (terminated by hand) and whose ENI a force-finish left is no
- * longer counted in flight once the force-finish finds it ended. Before, it stayed until the next
- * children check noticed it had ended (childCheckSeconds, 30 s by default), and a NodeENI being
- * deleted kept its finalizer that long after the operator's force-finish had answered. And an ENI
- * that branch dealt with is not dealt with again as one waiting for its teardown (tagged, recorded and
- * told twice). Asked where a force-finish leaves such an ENI, or would deal with one twice.
+ * A child that ended without a word (terminated by hand) is dealt with when a force-finish finds it
+ * ended, not at the next children check (childCheckSeconds, 30 s by default). A teardown whose ENI the
+ * force-finish left is no longer counted in flight: before, a NodeENI being deleted kept its finalizer
+ * until that check, long after the operator's force-finish had answered; and that ENI is not dealt
+ * with again as one waiting for its teardown (tagged, recorded and told twice). For any other such
+ * child the next pass, at once, asks Temporal how it ended: before, the forceFinish update waited for
+ * the check to answer. Asked where a force-finish finds such a child, or would deal with an ENI twice.
  */
 export const FORCE_ENDED_PATCH = 'nodeeni-entity-force-ended-child';
 
@@ -277,6 +278,8 @@ class NodeEniEntity {
   private lastObserved?: ObservedNodeENI;
   /** REPORTS_TRUSTED_PATCH: the status the last pass left stored, and its digest (absent: unknown). */
   private lastStatus?: { status: NodeENIStatus; digest: string };
+  /** FORCE_ENDED_PATCH: a force-finish found a child ended that has not reported: ask Temporal how at the next pass, which comes at once. */
+  private askChildrenNow = false;
 
   constructor(input: EntityInput, private readonly v3 = false, adoptGo = false, private readonly driftRounds = false, private readonly fewerTrips = false, private readonly pacedPasses = false, private readonly reportedRereads = false, private readonly reportsTrusted = false, private readonly earlyReferences = false) {
     this.name = input.name;
@@ -548,8 +551,10 @@ class NodeEniEntity {
   private async checkChildren(): Promise<void> {
     const running = Object.values(this.children).filter((c) => !this.state.finished!.some((o) => o.workflowId === c.workflowId));
     const everyMs = (this.v3 ? this.opts.childCheckSeconds : this.opts.resyncSeconds) * 1000;
-    if (running.length === 0 || Date.now() - this.childrenCheckedAt < everyMs) return;
-    if (this.fewerTrips && this.childrenCheckedAt === 0) {
+    const now = this.askChildrenNow;
+    this.askChildrenNow = false;
+    if (running.length === 0 || (!now && Date.now() - this.childrenCheckedAt < everyMs)) return;
+    if (!now && this.fewerTrips && this.childrenCheckedAt === 0) {
       // Never asked yet: children started moments ago. The clock starts now.
       this.childrenCheckedAt = Date.now();
       return;
@@ -907,6 +912,11 @@ class NodeEniEntity {
         if (!left || patched(FORCE_ENDED_PATCH)) delete this.children[child.workflowId];
         outcome.eniIds.push(child.eniId);
         continue;
+      }
+      // Ended without a report (a provisioning terminated by hand): the answer waits for how it ended, asked now.
+      if (!told && patched(FORCE_ENDED_PATCH)) {
+        this.askChildrenNow = true;
+        this.loop.markDirty();
       }
       outcome.childIds.push(child.workflowId);
       if (child.eniId) outcome.eniIds.push(child.eniId);
