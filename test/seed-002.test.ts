@@ -456,8 +456,12 @@ describe('seed 002 §6: stale attachments detected by node name only', () => {
     expect(now.dpdkPCIAddress).not.toBe(foreign.pciAddress);
     expect(hostB.snapshot().pciDevices.find((d) => d.address === now.dpdkPCIAddress)).toMatchObject({ macAddress: now.macAddress, driver: 'vfio-pci' });
     expect(JSON.parse(await hostB.readFile(`/run/nodeeni/dpdk/${now.dpdkPCIAddress}.json`))).toMatchObject({ macAddress: now.macAddress, state: 'bound' });
-    // The old teardown knew its device had left with the old machine.
-    const unbound = (await eventsFor(c.core, obj.metadata.uid)).filter((e) => e.reason === 'DPDKUnbound');
+    // The old teardown knew its device had left with the old machine. A child records its Events after
+    // its report (eventsAfterReport): the Event may come a moment after the entity moved on.
+    const unbound = await eventually('the old teardown\'s DPDKUnbound Event', async () => {
+      const found = (await eventsFor(c.core, obj.metadata.uid)).filter((e) => e.reason === 'DPDKUnbound');
+      return found.length > 0 && found;
+    }, 30_000);
     expect(unbound.map((e) => e.message)).toEqual([`node ${name}: ${old.dpdkPCIAddress} is no longer on the host; nothing to give back`]);
 
     await c.deleteNodeEni('reborn');
