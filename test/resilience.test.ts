@@ -10,6 +10,7 @@ import { entityWorkflowId } from '../common/names.js';
 import { reconcileSignal, stateQuery } from '../common/workflow-api.js';
 import { forceFinish } from '../cli/operator-client.js';
 import { PRUNE_FAILURES_PATCH } from '../workflows/nodeeni-entity.js';
+import { UNDO_STOPS_AT_FAILURE_PATCH } from '../workflows/provision-attachment.js';
 import { dataConverter } from '../workers/payload-codec.js';
 import { createTestCluster, eventually, workflowBundle, type TestCluster } from './support/cluster.js';
 import { conditionOf, enisOf, eventsFor, isReady, patchesIn } from './support/inspect.js';
@@ -188,6 +189,47 @@ describe('an answer lost on the way back', () => {
     expect((await enisOf(c.ec2, obj.metadata.uid)).map((e) => e.NetworkInterfaceId)).not.toContain(eniId);
     await c.deleteNodeEni('lost-answer');
     await eventually('gone', async () => (await c.getNodeEni('lost-answer')) === undefined, 60_000);
+    expect(await liveEnis(obj.metadata.uid)).toEqual([]);
+  });
+});
+
+describe('an undo step refused', () => {
+  it('stops the undo there: no delete EC2 must refuse, the child reports at once, and the next pass adopts the ENI', async () => {
+    const node = c.nodes[1]!.name;
+    // Permission to change DeleteOnTermination and to detach withdrawn for a while (an IAM change rolled
+    // back): the provisioning fails for good after its attach, and the undo's detach is refused too.
+    const denied = { account: c.account, code: 'UnauthorizedOperation', httpStatus: 403, message: 'injected: not authorized', activeForMs: 8_000 };
+    await c.fault.addRules([{ action: 'ModifyNetworkInterfaceAttribute', ...denied }, { action: 'DetachNetworkInterface', ...denied }]);
+    const deletesBefore = (await c.fault.counts(c.account)).DeleteNetworkInterface ?? 0;
+    const obj = await c.createNodeEni('undo-refused', {
+      nodeSelector: { 'nodeeni-test': c.runId, 'kubernetes.io/hostname': node },
+      subnetNames: ['multus-a', 'multus-b'],
+      securityGroupNames: ['multus-sg'],
+      deleteOnTermination: true,
+    });
+    // Before, the delete after the refused detach was retried (InvalidNetworkInterface.InUse) for 15 minutes
+    // and nothing was reported.
+    const failed = await eventually('provisioning failed, its undo stopped at the detach', async () =>
+      (await eventsFor(c.core, obj.metadata.uid)).find((e) => e.reason === 'ProvisioningFailed'), 20_000);
+    const [, eniId] = /: UnauthorizedOperation: .*; could not detach (eni-[0-9a-f]+): .+; not tried: delete \1; what is left is for the next pass$/.exec(failed.message ?? '') ?? [];
+    expect(eniId, failed.message).toBeDefined();
+    expect((await c.fault.counts(c.account)).DeleteNetworkInterface ?? 0).toBe(deletesBefore);
+
+    await eventually('Ready with the ENI left behind', async () => isReady(await c.getNodeEni('undo-refused'), 1), 60_000);
+    expect(await liveEnis(obj.metadata.uid)).toEqual([{ id: eniId, status: 'attached' }]);
+    expect((await eventsFor(c.core, obj.metadata.uid)).filter((e) => e.reason === 'ENICreated')).toHaveLength(1);
+
+    // The first child's history holds the patch, and replays. (Retries while the permission was still
+    // withdrawn failed too, with nothing of theirs to undo.)
+    const failedRuns: { workflowId: string; start: number }[] = [];
+    for await (const wf of c.client.workflow.list({ query: `NodeENI = '${obj.metadata.name}' AND WorkflowType = 'provisionAttachment' AND ExecutionStatus = 'Failed'` })) failedRuns.push({ workflowId: wf.workflowId, start: wf.startTime.getTime() });
+    const first = failedRuns.sort((a, b) => a.start - b.start)[0]!.workflowId;
+    const history = await c.client.workflow.getHandle(first).fetchHistory();
+    expect(patchesIn(history)).toContain(UNDO_STOPS_AT_FAILURE_PATCH);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, first);
+
+    await c.deleteNodeEni('undo-refused');
+    await eventually('gone', async () => (await c.getNodeEni('undo-refused')) === undefined, 60_000);
     expect(await liveEnis(obj.metadata.uid)).toEqual([]);
   });
 });

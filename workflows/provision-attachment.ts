@@ -36,6 +36,17 @@ export const LOCAL_EVENTS_PATCH = 'nodeeni-child-events-local';
  */
 export const DETACH_CREATED_PATCH = 'provision-attachment-detach-created';
 
+/**
+ * The undo stops at its first step that fails for good. Each undo step relies on the ones before
+ * it (an interface is released on the node before its ENI is detached, an ENI is detached before it
+ * is deleted), so a later step could only do harm or be refused: a delete after a refused detach
+ * was refused with InvalidNetworkInterface.InUse until its 15-minute schedule ran out, and the
+ * entity heard nothing all that time. What is left is tagged with its attachment key, and the
+ * entity's next pass adopts it or tears it down. Asked when an undo step fails, so runs whose undo
+ * went on after a failure replay as they ran.
+ */
+export const UNDO_STOPS_AT_FAILURE_PATCH = 'provision-attachment-undo-stops-at-failure';
+
 /** The child's way to record an Event: a local activity where LOCAL_EVENTS_PATCH applies (ask once, at the start). */
 export function eventRecorder(paced: boolean): KubeActivities['recordEvent'] {
   return paced && patched(LOCAL_EVENTS_PATCH) ? kubeEventsLocal.recordEvent : kube.recordEvent;
@@ -330,20 +341,36 @@ export async function provisionAttachment(input: ProvisionInput): Promise<Config
     await CancellationScope.nonCancellable(async () => {
       await Promise.allSettled(recorded);
       await recordCollected(collected);
-      for (const c of undo) {
-        try {
-          await c.run();
-        } catch (compErr) {
-          // What stays is tagged with its attachment key: the entity adopts or tears it down.
-          log.error('compensation failed', { what: c.what, error: failureMessage(compErr) });
-        }
-      }
-      await event('Warning', 'ProvisioningFailed', `node ${key.nodeName}, subnet ${key.subnetId}: ${reason}: ${message}${undo.length ? `; undone: ${undo.map((c) => c.what).join(', ')}` : ''}`);
+      const outcome = await runUndo(undo);
+      await event('Warning', 'ProvisioningFailed', `node ${key.nodeName}, subnet ${key.subnetId}: ${reason}: ${message}${outcome}`);
       await reportToEntity(input.reportTo, { workflowId, op: 'provision', ok: false, reason, message });
     });
     metrics().provisionEnded(failedOutcome(reason), reason, secondsSinceStart());
     throw ApplicationFailure.create({ type: reason, message, nonRetryable: true });
   }
+}
+
+/**
+ * Runs the undo steps in order, and says what they did for the ProvisioningFailed Event. What a
+ * failed step leaves is tagged with its attachment key: the entity adopts it or tears it down.
+ */
+async function runUndo(undo: Compensation[]): Promise<string> {
+  const undone: string[] = [];
+  for (const [i, c] of undo.entries()) {
+    try {
+      await c.run();
+      undone.push(c.what);
+    } catch (compErr) {
+      const error = failureMessage(compErr);
+      log.error('compensation failed', { what: c.what, error });
+      if (patched(UNDO_STOPS_AT_FAILURE_PATCH)) {
+        const left = undo.slice(i + 1).map((l) => l.what);
+        return `${undone.length ? `; undone: ${undone.join(', ')}` : ''}; could not ${c.what}: ${error}${left.length ? `; not tried: ${left.join(', ')}` : ''}; what is left is for the next pass`;
+      }
+      undone.push(c.what);
+    }
+  }
+  return undone.length ? `; undone: ${undone.join(', ')}` : '';
 }
 
 /** Runs the forward steps until they finish or a stop is requested; a stop cancels the running step and fails with its reason. */
