@@ -367,6 +367,7 @@ async function runUndo(undo: Compensation[]): Promise<string> {
         const left = undo.slice(i + 1).map((l) => l.what);
         return `${undone.length ? `; undone: ${undone.join(', ')}` : ''}; could not ${c.what}: ${error}${left.length ? `; not tried: ${left.join(', ')}` : ''}; what is left is for the next pass`;
       }
+      // Runs from before the patch went on, and named every step undone.
       undone.push(c.what);
     }
   }
